@@ -1,0 +1,337 @@
+//! Typed configuration, read once at start from the environment (and `.env`).
+//!
+//! Nothing else in the crate reads environment variables: the binary builds a
+//! `Config` here and passes it down, and the tests build one directly.
+
+use std::{net::SocketAddr, time::Duration};
+
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+
+/// A configuration value that could not be used; names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        reason: reason.into(),
+    }
+}
+
+/// Everything the server and the CLI need to know about their surroundings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the HTTP server listens (`TETHER_BIND`). Port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// User store (`DATABASE_URL`): `postgres://…` or `sqlite://path`.
+    /// Secret because it may hold a password.
+    pub database_url: SecretString,
+    /// Session store (`REDIS_URL`); `None` = in-process store.
+    pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key and channel (`TETHER_REDIS_PREFIX`).
+    pub redis_prefix: String,
+    /// Cookie signing/encryption key material (`TETHER_SESSION_KEY`, ≥ 64 bytes);
+    /// `None` = a random key per process.
+    pub session_key: Option<CookieKey>,
+    /// Origins allowed to open the WebSocket (`TETHER_ALLOWED_ORIGINS`);
+    /// `None` = derived from the bound address once it is known.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Idle timeout (`TETHER_SESSION_IDLE_SECS`): activity extends the session.
+    pub session_idle: Duration,
+    /// Absolute timeout (`TETHER_SESSION_ABSOLUTE_SECS`): never extended.
+    pub session_absolute: Duration,
+    /// `Secure` flag of the session cookie (`TETHER_COOKIE_SECURE`).
+    pub cookie_secure: bool,
+    /// Largest WebSocket message accepted (`TETHER_WS_MAX_MESSAGE_BYTES`).
+    pub ws_max_message_bytes: usize,
+    /// Name of the admin created when the user store is empty (`TETHER_ADMIN_USERNAME`).
+    pub admin_username: String,
+    /// Its password (`TETHER_ADMIN_PASSWORD`); `None` = random, printed once.
+    pub admin_password: Option<SecretString>,
+    /// Folder of the browser app served at `/` (`TETHER_WEB_DIR`).
+    pub web_dir: std::path::PathBuf,
+    /// How many argon2id hashes may run at once (`TETHER_MAX_CONCURRENT_HASHES`);
+    /// default: the number of CPUs. Bounds the CPU sign-ins can take.
+    pub max_concurrent_hashes: usize,
+}
+
+/// Raw key material for the cookie key. Kept as bytes so `Config` stays `Clone`
+/// and `Debug` without ever printing it.
+#[derive(Clone)]
+pub struct CookieKey(std::sync::Arc<SecretBox<Vec<u8>>>);
+
+impl CookieKey {
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, String> {
+        if bytes.len() < 64 {
+            return Err(format!(
+                "must decode to at least 64 bytes, got {}",
+                bytes.len()
+            ));
+        }
+        Ok(Self(std::sync::Arc::new(SecretBox::new(Box::new(bytes)))))
+    }
+
+    pub fn to_key(&self) -> actix_web::cookie::Key {
+        actix_web::cookie::Key::derive_from(self.0.expose_secret())
+    }
+}
+
+impl std::fmt::Debug for CookieKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CookieKey([REDACTED])")
+    }
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tether.db";
+
+impl Config {
+    /// Reads `.env` (if present) and the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a malformed one is worth knowing about.
+        if let Err(e) = dotenvy::dotenv() {
+            if !e.not_found() {
+                return Err(invalid(".env", e.to_string()));
+            }
+        }
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Builds a config from any key→value lookup (the environment in
+    /// production, a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+
+        let bind: SocketAddr = match get("TETHER_BIND") {
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| invalid("TETHER_BIND", format!("{v:?} is not HOST:PORT")))?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        crate::db::Backend::from_url(&database_url)
+            .map_err(|reason| invalid("DATABASE_URL", reason))?;
+        let redis_url = match get("REDIS_URL") {
+            Some(v) if v.starts_with("redis://") || v.starts_with("rediss://") => {
+                Some(SecretString::from(v))
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "REDIS_URL",
+                    "must start with redis:// or rediss://",
+                ))
+            }
+            None => None,
+        };
+        let redis_prefix = get("TETHER_REDIS_PREFIX").unwrap_or_else(|| "tether:".into());
+        if redis_prefix.chars().any(|c| c.is_whitespace() || c == '*') {
+            return Err(invalid(
+                "TETHER_REDIS_PREFIX",
+                "must not contain whitespace or '*'",
+            ));
+        }
+        let session_key = match get("TETHER_SESSION_KEY") {
+            Some(v) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(v.trim())
+                    .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(v.trim()))
+                    .map_err(|_| invalid("TETHER_SESSION_KEY", "is not valid base64"))?;
+                Some(
+                    CookieKey::from_bytes(bytes)
+                        .map_err(|r| invalid("TETHER_SESSION_KEY", r))?,
+                )
+            }
+            None => None,
+        };
+        let allowed_origins = get("TETHER_ALLOWED_ORIGINS").map(|v| {
+            v.split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect::<Vec<_>>()
+        });
+        if let Some(origins) = &allowed_origins {
+            if let Some(bad) = origins
+                .iter()
+                .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
+            {
+                return Err(invalid(
+                    "TETHER_ALLOWED_ORIGINS",
+                    format!("{bad:?} is not an http(s) origin"),
+                ));
+            }
+        }
+        let session_idle = secs(&get, "TETHER_SESSION_IDLE_SECS", 1800)?;
+        let session_absolute = secs(&get, "TETHER_SESSION_ABSOLUTE_SECS", 28800)?;
+        if session_absolute < session_idle {
+            return Err(invalid(
+                "TETHER_SESSION_ABSOLUTE_SECS",
+                "must not be shorter than TETHER_SESSION_IDLE_SECS",
+            ));
+        }
+        let cookie_secure = match get("TETHER_COOKIE_SECURE") {
+            Some(v) => parse_bool(&v).ok_or_else(|| {
+                invalid("TETHER_COOKIE_SECURE", format!("{v:?} is not true/false"))
+            })?,
+            None => !bind.ip().is_loopback(),
+        };
+        let ws_max_message_bytes =
+            number(&get, "TETHER_WS_MAX_MESSAGE_BYTES", 65536, 128, 16 << 20)?;
+        let admin_username = get("TETHER_ADMIN_USERNAME").unwrap_or_else(|| "admin".into());
+        crate::domain::Username::parse(&admin_username)
+            .map_err(|e| invalid("TETHER_ADMIN_USERNAME", e.0))?;
+        let admin_password = match get("TETHER_ADMIN_PASSWORD") {
+            Some(v) => {
+                crate::domain::Password::parse_new(v.clone())
+                    .map_err(|e| invalid("TETHER_ADMIN_PASSWORD", e.0))?;
+                Some(SecretString::from(v))
+            }
+            None => None,
+        };
+        let web_dir = get("TETHER_WEB_DIR").unwrap_or_else(|| "web".into()).into();
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let max_concurrent_hashes = number(&get, "TETHER_MAX_CONCURRENT_HASHES", cpus, 1, 1024)?;
+
+        Ok(Config {
+            bind,
+            database_url: SecretString::from(database_url),
+            redis_url,
+            redis_prefix,
+            session_key,
+            allowed_origins,
+            session_idle,
+            session_absolute,
+            cookie_secure,
+            ws_max_message_bytes,
+            admin_username,
+            admin_password,
+            web_dir,
+            max_concurrent_hashes,
+        })
+    }
+
+    /// The origins allowed to open the WebSocket, given the port actually bound.
+    pub fn effective_allowed_origins(&self, port: u16) -> Vec<String> {
+        match &self.allowed_origins {
+            Some(list) => list.clone(),
+            None => vec![
+                format!("http://localhost:{port}"),
+                format!("http://127.0.0.1:{port}"),
+            ],
+        }
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: usize,
+    min: usize,
+    max: usize,
+) -> Result<usize, ConfigError> {
+    let Some(v) = get(var) else {
+        return Ok(default);
+    };
+    let n: usize = v
+        .trim()
+        .parse()
+        .map_err(|_| invalid(var, format!("{v:?} is not a whole number")))?;
+    if n < min || n > max {
+        return Err(invalid(var, format!("must be between {min} and {max}")));
+    }
+    Ok(n)
+}
+
+fn secs(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: usize,
+) -> Result<Duration, ConfigError> {
+    number(get, var, default, 1, 10 * 365 * 24 * 3600).map(|n| Duration::from_secs(n as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_work_on_a_bare_machine() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url(), DEFAULT_DATABASE_URL);
+        assert!(c.redis_url.is_none());
+        assert_eq!(c.redis_prefix, "tether:");
+        assert!(!c.cookie_secure, "loopback bind defaults to non-secure cookies");
+        assert_eq!(c.session_idle, Duration::from_secs(1800));
+        assert_eq!(c.session_absolute, Duration::from_secs(28800));
+        assert_eq!(c.ws_max_message_bytes, 65536);
+        assert_eq!(
+            c.effective_allowed_origins(8080),
+            vec!["http://localhost:8080", "http://127.0.0.1:8080"]
+        );
+    }
+
+    #[test]
+    fn a_public_bind_defaults_to_secure_cookies() {
+        assert!(config(&[("TETHER_BIND", "0.0.0.0:8080")]).unwrap().cookie_secure);
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        for (var, value) in [
+            ("TETHER_BIND", "nope"),
+            ("DATABASE_URL", "mysql://x"),
+            ("REDIS_URL", "http://x"),
+            ("TETHER_SESSION_KEY", "dG9vIHNob3J0"),
+            ("TETHER_SESSION_IDLE_SECS", "-5"),
+            ("TETHER_COOKIE_SECURE", "maybe"),
+            ("TETHER_WS_MAX_MESSAGE_BYTES", "12"),
+            ("TETHER_ALLOWED_ORIGINS", "example.com"),
+            ("TETHER_ADMIN_PASSWORD", "short"),
+        ] {
+            let err = config(&[(var, value)]).expect_err(var);
+            assert_eq!(err.var, var);
+            assert!(err.to_string().contains(var));
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let key = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
+        let c = config(&[
+            ("TETHER_SESSION_KEY", &key),
+            ("TETHER_ADMIN_PASSWORD", "s3cret-admin-pw"),
+            ("REDIS_URL", "redis://:redispw@localhost"),
+        ])
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("s3cret-admin-pw"));
+        assert!(!dbg.contains("redispw"));
+        assert!(!dbg.contains(&key));
+    }
+}

@@ -1,0 +1,17 @@
+//! Domain newtypes, parsed once at the edge (HTTP body, CLI argument, WebSocket
+//! payload) so the core never re-validates them.
+
+mod password;
+mod permission;
+mod role;
+mod username;
+
+pub use password::Password;
+pub use permission::{Permission, PermissionSet};
+pub use role::RoleName;
+pub use username::Username;
+
+/// Why a piece of input was refused; the message is safe to show the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);

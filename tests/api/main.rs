@@ -1,0 +1,10 @@
+//! The one integration-test binary: every test starts the real application
+//! (`tether::startup::Application`) on a random port, against real SQLite,
+//! PostgreSQL and Redis, and talks to it over real HTTP and WebSocket.
+
+mod services;
+mod test_db;
+mod test_redis;
+
+mod session_store;
+mod user_store;
