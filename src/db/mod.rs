@@ -1,12 +1,21 @@
 //! The user store: the only place diesel appears. Picks PostgreSQL or SQLite
 //! from the URL, runs the embedded migrations, and answers typed queries.
 //!
-//! INTERFACE STUB — being implemented; signatures are the contract.
+//! Layout: `pool` (backend choice, connections), `migrations`, `schema`, and
+//! `users` (row models beside their queries). This file is the async façade
+//! the rest of the crate calls.
+
+mod migrations;
+mod pool;
+mod schema;
+mod users;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{PermissionSet, RoleName, Username};
+
+use self::pool::{DbConnection, Pool, Target};
 
 /// Which database the URL points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,8 +28,7 @@ impl Backend {
     /// `postgres://`/`postgresql://` → PostgreSQL; `sqlite://PATH`, `sqlite:PATH`,
     /// `file:PATH` or a bare path → SQLite; anything else (e.g. `mysql://`) is refused.
     pub fn from_url(url: &str) -> Result<Backend, String> {
-        let _ = url;
-        todo!()
+        Target::parse(url).map(|t| t.backend())
     }
 }
 
@@ -61,71 +69,154 @@ pub struct Credentials {
     pub disabled: bool,
 }
 
+/// Query failures are unexpected by the time they reach here (expected
+/// outcomes such as a taken username are mapped where they happen), except a
+/// dropped connection, which means the database went away.
+impl From<diesel::result::Error> for DbError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+                DbError::Unavailable(anyhow::Error::new(e))
+            }
+            other => DbError::Other(anyhow::Error::new(other)),
+        }
+    }
+}
+
 /// Handle to the user store; cheap to clone.
 #[derive(Clone)]
-pub struct Db {}
+pub struct Db {
+    pool: Pool,
+    backend: Backend,
+}
 
 impl Db {
+    /// Opens the pool and waits (a few seconds at most) for its first
+    /// connections: an unreachable database is `Unavailable` here, at start.
     pub fn connect(url: &str) -> Result<Db, DbError> {
-        let _ = url;
-        todo!()
+        let target =
+            Target::parse(url).map_err(|reason| DbError::Other(anyhow::anyhow!(reason)))?;
+        let backend = target.backend();
+        let pool = pool::build(target).map_err(|e| {
+            DbError::Unavailable(anyhow::Error::new(e).context("connecting to the database"))
+        })?;
+        Ok(Db { pool, backend })
     }
+
     pub fn backend(&self) -> Backend {
-        todo!()
+        self.backend
     }
+
+    /// Applies pending migrations; returns the versions applied.
     pub async fn run_migrations(&self) -> Result<Vec<String>, DbError> {
-        todo!()
+        self.run(migrations::run_pending).await
     }
+
+    /// Checks a connection can be had and answers.
     pub async fn ping(&self) -> Result<(), DbError> {
-        todo!()
+        self.run(|conn| {
+            use diesel::r2d2::R2D2Connection;
+            conn.ping()
+                .map_err(|e| DbError::Unavailable(anyhow::Error::new(e)))
+        })
+        .await
     }
+
     pub async fn count_users(&self) -> Result<i64, DbError> {
-        todo!()
+        self.run(users::count).await
     }
+
     pub async fn find_credentials(
         &self,
         username: &Username,
     ) -> Result<Option<Credentials>, DbError> {
-        let _ = username;
-        todo!()
+        let username = username.as_str().to_owned();
+        self.run(move |conn| users::find_credentials(conn, &username))
+            .await
     }
+
     pub async fn find_user(&self, id: Uuid) -> Result<Option<UserRecord>, DbError> {
-        let _ = id;
-        todo!()
+        self.run(move |conn| users::find_by_id(conn, id)).await
     }
+
     pub async fn find_user_by_username(
         &self,
         username: &Username,
     ) -> Result<Option<UserRecord>, DbError> {
-        let _ = username;
-        todo!()
+        let username = username.as_str().to_owned();
+        self.run(move |conn| users::find_by_username(conn, &username))
+            .await
     }
+
+    /// The users among `ids` that exist, ordered by username; unknown ids are
+    /// left out. A fixed number of queries however many ids.
     pub async fn find_users(&self, ids: &[Uuid]) -> Result<Vec<UserRecord>, DbError> {
-        let _ = ids;
-        todo!()
+        let ids = ids.to_vec();
+        self.run(move |conn| users::find_many(conn, &ids)).await
     }
+
+    /// Every user, ordered by username.
     pub async fn list_users(&self) -> Result<Vec<UserRecord>, DbError> {
-        todo!()
+        self.run(users::list).await
     }
+
+    /// Creates a user; `UsernameTaken` or `UnknownRole` write nothing.
     pub async fn create_user(
         &self,
         username: &Username,
         password_hash: &str,
         roles: &[RoleName],
     ) -> Result<UserRecord, DbError> {
-        let _ = (username, password_hash, roles);
-        todo!()
+        let username = username.as_str().to_owned();
+        let password_hash = password_hash.to_owned();
+        let roles = role_names(roles);
+        self.run(move |conn| users::create(conn, &username, &password_hash, &roles))
+            .await
     }
+
+    /// Replaces the user's roles; `NotFound` or `UnknownRole` change nothing.
     pub async fn set_roles(&self, id: Uuid, roles: &[RoleName]) -> Result<UserRecord, DbError> {
-        let _ = (id, roles);
-        todo!()
+        let roles = role_names(roles);
+        self.run(move |conn| users::set_roles(conn, id, &roles))
+            .await
     }
+
     pub async fn set_disabled(&self, id: Uuid, disabled: bool) -> Result<UserRecord, DbError> {
-        let _ = (id, disabled);
-        todo!()
+        self.run(move |conn| users::set_disabled(conn, id, disabled))
+            .await
     }
+
     pub async fn set_password_hash(&self, id: Uuid, password_hash: &str) -> Result<(), DbError> {
-        let _ = (id, password_hash);
-        todo!()
+        let password_hash = password_hash.to_owned();
+        self.run(move |conn| users::set_password_hash(conn, id, &password_hash))
+            .await
     }
+
+    /// Runs blocking diesel work on tokio's blocking pool with a pooled
+    /// connection, so queries never stall the async workers.
+    async fn run<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| DbError::Unavailable(anyhow::Error::new(e)))?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| DbError::Other(anyhow::Error::new(e).context("user store task failed")))?
+    }
+}
+
+/// Role names as the queries want them: sorted and distinct, so a repeated
+/// role cannot trip the `user_roles` primary key.
+fn role_names(roles: &[RoleName]) -> Vec<String> {
+    let mut names: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
+    names.sort();
+    names.dedup();
+    names
 }

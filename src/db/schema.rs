@@ -1,0 +1,58 @@
+//! Diesel table definitions, shared by both backends (see `diesel.toml`).
+//!
+//! Ids are `Text` rather than `Uuid` because SQLite has no UUID type and
+//! `MultiConnection` only carries SQL types both backends support.
+
+// Keep in step with migrations/{postgres,sqlite}.
+
+diesel::table! {
+    permissions (name) {
+        name -> Text,
+        description -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    role_permissions (role, permission) {
+        role -> Text,
+        permission -> Text,
+    }
+}
+
+diesel::table! {
+    roles (name) {
+        name -> Text,
+        description -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    user_roles (user_id, role) {
+        user_id -> Text,
+        role -> Text,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        password_hash -> Text,
+        disabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(role_permissions -> permissions (permission));
+diesel::joinable!(role_permissions -> roles (role));
+diesel::joinable!(user_roles -> roles (role));
+diesel::joinable!(user_roles -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    permissions,
+    role_permissions,
+    roles,
+    user_roles,
+    users,
+);
