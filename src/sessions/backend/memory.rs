@@ -1,38 +1,238 @@
-//! In-process session store. INTERFACE STUB — being implemented.
+//! In-process session store: one instance's memory, for `cargo run` on a
+//! machine without Redis. Same semantics as the Redis store (a deleted
+//! session stays deleted, deadlines clamp every renewal), but neither shared
+//! between instances nor durable across restarts.
+//!
+//! Expiry is a timestamp check on every access, plus a sweep of all expired
+//! entries every [`PURGE_EVERY_CREATES`] creations so abandoned sessions do
+//! not pile up in a long-running process.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use uuid::Uuid;
+
+use super::{NewSession, SessionBackend, SessionState, StoreError, StoredSession};
+
+/// How many creations between two sweeps of expired sessions. A sweep walks
+/// every entry, so this keeps its cost amortized to O(1) per creation.
+pub const PURGE_EVERY_CREATES: u64 = 256;
 
 /// Sessions in this process's memory: neither shared nor durable.
+/// Cheap to clone: clones share the same sessions.
 #[derive(Clone, Default)]
-pub struct MemoryBackend {}
+pub struct MemoryBackend {
+    sessions: Arc<Mutex<Sessions>>,
+}
 
 impl MemoryBackend {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// How many entries are held, including expired ones not yet swept.
+    pub fn stored_count(&self) -> usize {
+        self.lock().by_sid.len()
+    }
+
+    /// The lock is never held across an `.await`: every method below locks,
+    /// works synchronously, and returns.
+    fn lock(&self) -> MutexGuard<'_, Sessions> {
+        // A panic while holding the lock cannot leave a half-applied change
+        // that matters more than losing every session, so keep serving.
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
-impl super::SessionBackend for MemoryBackend {
-    async fn create(&self, _: &str, _: super::NewSession, _: i64, _: i64) -> Result<(), super::StoreError> {
-        todo!()
+/// The sessions by sid, and the per-user index over them.
+#[derive(Default)]
+struct Sessions {
+    by_sid: HashMap<String, StoredSession>,
+    by_user: HashMap<Uuid, HashSet<String>>,
+    creates_since_purge: u64,
+}
+
+impl Sessions {
+    fn insert(&mut self, sid: &str, session: StoredSession) {
+        self.remove(sid);
+        if let Some(user_id) = session.user_id {
+            self.by_user
+                .entry(user_id)
+                .or_default()
+                .insert(sid.to_owned());
+        }
+        self.by_sid.insert(sid.to_owned(), session);
     }
-    async fn load(&self, _: &str, _: i64) -> Result<Option<super::StoredSession>, super::StoreError> {
-        todo!()
+
+    /// Removes a session and its index entry, whether or not it has expired.
+    fn remove(&mut self, sid: &str) -> Option<StoredSession> {
+        let session = self.by_sid.remove(sid)?;
+        if let Some(user_id) = session.user_id {
+            self.unindex(user_id, sid);
+        }
+        Some(session)
     }
-    async fn update_state(&self, _: &str, _: super::SessionState, _: i64, _: i64) -> Result<bool, super::StoreError> {
-        todo!()
+
+    fn unindex(&mut self, user_id: Uuid, sid: &str) {
+        if let Some(sids) = self.by_user.get_mut(&user_id) {
+            sids.remove(sid);
+            if sids.is_empty() {
+                self.by_user.remove(&user_id);
+            }
+        }
     }
-    async fn touch(&self, _: &str, _: i64, _: i64) -> Result<Option<i64>, super::StoreError> {
-        todo!()
+
+    /// The session if it is still alive at `now_ms`; an expired one is
+    /// removed on the way.
+    fn live(&mut self, sid: &str, now_ms: i64) -> Option<&mut StoredSession> {
+        if self.by_sid.get(sid).is_some_and(|s| !is_alive(s, now_ms)) {
+            self.remove(sid);
+        }
+        self.by_sid.get_mut(sid)
     }
-    async fn delete(&self, _: &str) -> Result<bool, super::StoreError> {
-        todo!()
+
+    /// Renews the idle TTL of a live session, clamped to its absolute
+    /// deadline; `None` (and the session removed) if nothing is left of it.
+    fn renew(&mut self, sid: &str, idle_ttl_ms: i64, now_ms: i64) -> Option<&mut StoredSession> {
+        let session = self.live(sid, now_ms)?;
+        let expires_at_ms = expiry(session.absolute_deadline_ms, idle_ttl_ms, now_ms);
+        if expires_at_ms <= now_ms {
+            self.remove(sid);
+            return None;
+        }
+        let session = self.by_sid.get_mut(sid)?;
+        session.expires_at_ms = expires_at_ms;
+        Some(session)
     }
-    async fn list_user_sessions(&self, _: uuid::Uuid, _: i64) -> Result<Vec<(String, super::StoredSession)>, super::StoreError> {
-        todo!()
+
+    fn purge_expired(&mut self, now_ms: i64) {
+        let expired: Vec<String> = self
+            .by_sid
+            .iter()
+            .filter(|(_, s)| !is_alive(s, now_ms))
+            .map(|(sid, _)| sid.clone())
+            .collect();
+        for sid in expired {
+            self.remove(&sid);
+        }
+        self.creates_since_purge = 0;
     }
-    async fn delete_user_sessions(&self, _: uuid::Uuid) -> Result<Vec<String>, super::StoreError> {
-        todo!()
+}
+
+fn is_alive(session: &StoredSession, now_ms: i64) -> bool {
+    session.expires_at_ms > now_ms && session.absolute_deadline_ms > now_ms
+}
+
+/// When a session touched at `now_ms` dies if nothing touches it again.
+fn expiry(absolute_deadline_ms: i64, idle_ttl_ms: i64, now_ms: i64) -> i64 {
+    now_ms.saturating_add(idle_ttl_ms).min(absolute_deadline_ms)
+}
+
+impl SessionBackend for MemoryBackend {
+    async fn create(
+        &self,
+        sid: &str,
+        new: NewSession,
+        idle_ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut sessions = self.lock();
+        sessions.creates_since_purge += 1;
+        if sessions.creates_since_purge >= PURGE_EVERY_CREATES {
+            sessions.purge_expired(now_ms);
+        }
+        let expires_at_ms = expiry(new.absolute_deadline_ms, idle_ttl_ms, now_ms);
+        if expires_at_ms <= now_ms {
+            // Dead on arrival: store nothing, as Redis would with a TTL ≤ 0.
+            sessions.remove(sid);
+            return Ok(());
+        }
+        let session = StoredSession {
+            state: new.state,
+            user_id: new.user_id,
+            created_at_ms: new.created_at_ms,
+            absolute_deadline_ms: new.absolute_deadline_ms,
+            expires_at_ms,
+        };
+        sessions.insert(sid, session);
+        Ok(())
     }
-    async fn ping(&self) -> Result<(), super::StoreError> {
-        todo!()
+
+    async fn load(&self, sid: &str, now_ms: i64) -> Result<Option<StoredSession>, StoreError> {
+        Ok(self.lock().live(sid, now_ms).map(|s| s.clone()))
+    }
+
+    async fn update_state(
+        &self,
+        sid: &str,
+        state: SessionState,
+        idle_ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut sessions = self.lock();
+        match sessions.renew(sid, idle_ttl_ms, now_ms) {
+            Some(session) => {
+                session.state = state;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn touch(
+        &self,
+        sid: &str,
+        idle_ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut sessions = self.lock();
+        Ok(sessions
+            .renew(sid, idle_ttl_ms, now_ms)
+            .map(|s| s.expires_at_ms))
+    }
+
+    /// `true` if the entry was present, even if it had expired but not yet
+    /// been swept (there is no `now_ms` here to tell).
+    async fn delete(&self, sid: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().remove(sid).is_some())
+    }
+
+    async fn list_user_sessions(
+        &self,
+        user_id: Uuid,
+        now_ms: i64,
+    ) -> Result<Vec<(String, StoredSession)>, StoreError> {
+        let mut sessions = self.lock();
+        let sids: Vec<String> = sessions
+            .by_user
+            .get(&user_id)
+            .map(|sids| sids.iter().cloned().collect())
+            .unwrap_or_default();
+        let mut live = Vec::with_capacity(sids.len());
+        for sid in sids {
+            // `live` drops expired sessions, and their index entries with them.
+            if let Some(session) = sessions.live(&sid, now_ms) {
+                live.push((sid, session.clone()));
+            }
+        }
+        live.sort_by_key(|(_, s)| s.created_at_ms);
+        Ok(live)
+    }
+
+    async fn delete_user_sessions(&self, user_id: Uuid) -> Result<Vec<String>, StoreError> {
+        let mut sessions = self.lock();
+        let sids = sessions.by_user.remove(&user_id).unwrap_or_default();
+        let mut deleted: Vec<String> = sids
+            .into_iter()
+            .filter(|sid| sessions.by_sid.remove(sid).is_some())
+            .collect();
+        deleted.sort();
+        Ok(deleted)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }
