@@ -141,10 +141,7 @@ impl Config {
                     .decode(v.trim())
                     .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(v.trim()))
                     .map_err(|_| invalid("TETHER_SESSION_KEY", "is not valid base64"))?;
-                Some(
-                    CookieKey::from_bytes(bytes)
-                        .map_err(|r| invalid("TETHER_SESSION_KEY", r))?,
-                )
+                Some(CookieKey::from_bytes(bytes).map_err(|r| invalid("TETHER_SESSION_KEY", r))?)
             }
             None => None,
         };
@@ -286,7 +283,10 @@ mod tests {
         assert_eq!(c.database_url(), DEFAULT_DATABASE_URL);
         assert!(c.redis_url.is_none());
         assert_eq!(c.redis_prefix, "tether:");
-        assert!(!c.cookie_secure, "loopback bind defaults to non-secure cookies");
+        assert!(
+            !c.cookie_secure,
+            "loopback bind defaults to non-secure cookies"
+        );
         assert_eq!(c.session_idle, Duration::from_secs(1800));
         assert_eq!(c.session_absolute, Duration::from_secs(28800));
         assert_eq!(c.ws_max_message_bytes, 65536);
@@ -298,7 +298,11 @@ mod tests {
 
     #[test]
     fn a_public_bind_defaults_to_secure_cookies() {
-        assert!(config(&[("TETHER_BIND", "0.0.0.0:8080")]).unwrap().cookie_secure);
+        assert!(
+            config(&[("TETHER_BIND", "0.0.0.0:8080")])
+                .unwrap()
+                .cookie_secure
+        );
     }
 
     #[test]

@@ -2,7 +2,14 @@
 //! the login session. The binary (`main.rs`) and the integration tests both
 //! start the server through [`startup::Application`].
 
+pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod error;
+pub mod health;
+pub mod messages;
 pub mod sessions;
+pub mod startup;
+pub mod ws;

@@ -1,0 +1,128 @@
+//! What a user may do *right now*, without a database query per request or
+//! per WebSocket message.
+//!
+//! Users' roles and permissions are cached here. Every change to a user goes
+//! through the event bus (`Event::UserChanged`), which calls `invalidate`
+//! before the change is reported done (locally at once; on other instances
+//! before they acknowledge). `generation` moves on every invalidation, so a
+//! socket holding a snapshot notices with one atomic load per message.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, RwLock,
+    },
+};
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{
+    db::{Db, DbError, UserRecord},
+    domain::{Permission, PermissionSet},
+};
+
+/// A user's identity and current permissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserAccess {
+    pub id: Uuid,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub permissions: PermissionSet,
+    pub disabled: bool,
+}
+
+impl UserAccess {
+    pub fn can(&self, permission: Permission) -> bool {
+        !self.disabled && self.permissions.contains(permission)
+    }
+
+    /// The `user` object of the API.
+    pub fn view(&self) -> UserView<'_> {
+        UserView {
+            id: self.id,
+            username: &self.username,
+            roles: &self.roles,
+            permissions: self.permissions,
+        }
+    }
+}
+
+impl From<UserRecord> for UserAccess {
+    fn from(r: UserRecord) -> Self {
+        Self {
+            id: r.id,
+            username: r.username,
+            roles: r.roles,
+            permissions: r.permissions,
+            disabled: r.disabled,
+        }
+    }
+}
+
+/// `{"id","username","roles","permissions"}`.
+#[derive(Debug, Serialize)]
+pub struct UserView<'a> {
+    pub id: Uuid,
+    pub username: &'a str,
+    pub roles: &'a [String],
+    pub permissions: PermissionSet,
+}
+
+pub struct AccessCache {
+    db: Db,
+    entries: RwLock<HashMap<Uuid, Arc<UserAccess>>>,
+    generation: AtomicU64,
+}
+
+impl AccessCache {
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            entries: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Moves on every invalidation.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The user's current access; `None` if the user no longer exists.
+    pub async fn get(&self, id: Uuid) -> Result<Option<Arc<UserAccess>>, DbError> {
+        if let Some(hit) = self.read().get(&id) {
+            return Ok(Some(hit.clone()));
+        }
+        let before = self.generation();
+        let Some(record) = self.db.find_user(id).await? else {
+            return Ok(None);
+        };
+        let access = Arc::new(UserAccess::from(record));
+        // If an invalidation raced with the query, the row read may predate it:
+        // use it for this request, but do not cache it.
+        if self.generation() == before {
+            self.write().insert(id, access.clone());
+        }
+        Ok(Some(access))
+    }
+
+    pub fn invalidate(&self, id: Uuid) {
+        self.write().remove(&id);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn invalidate_all(&self) {
+        self.write().clear();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, Arc<UserAccess>>> {
+        self.entries.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, Arc<UserAccess>>> {
+        self.entries.write().unwrap_or_else(|p| p.into_inner())
+    }
+}

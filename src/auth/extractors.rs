@@ -1,0 +1,121 @@
+//! Extractors that authenticate a request, so the permission a handler needs
+//! is visible in its signature: `CurrentUser` (signed in) and
+//! `Authorized<P>` (signed in and holding permission `P`).
+
+use std::{future::Future, marker::PhantomData, pin::Pin, sync::Arc};
+
+use actix_session::SessionExt as _;
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use uuid::Uuid;
+
+use super::UserAccess;
+use crate::{domain::Permission, error::ApiError, sessions::state_keys, startup::AppState};
+
+/// The caller's session, as loaded by the session middleware. No I/O.
+#[derive(Debug, Clone)]
+pub struct CurrentSession {
+    pub sid: String,
+    pub user_id: Uuid,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub absolute_expires_at_ms: i64,
+}
+
+impl CurrentSession {
+    /// `None` when the request has no signed-in session.
+    pub fn from_request(req: &HttpRequest) -> Option<Self> {
+        let session = req.get_session();
+        let user_id: String = session.get(state_keys::IDENTITY_USER_ID).ok()??;
+        Some(Self {
+            sid: session.get(state_keys::SID).ok()??,
+            user_id: Uuid::parse_str(&user_id).ok()?,
+            created_at_ms: session.get(state_keys::CREATED_AT).ok()??,
+            expires_at_ms: session.get(state_keys::EXPIRES_AT).ok()??,
+            absolute_expires_at_ms: session.get(state_keys::ABSOLUTE_EXPIRES_AT).ok()??,
+        })
+    }
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("AppState not registered")))
+}
+
+/// A signed-in, enabled user with their current permissions.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub session: CurrentSession,
+    pub access: Arc<UserAccess>,
+}
+
+impl CurrentUser {
+    pub async fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
+        let session = CurrentSession::from_request(req).ok_or(ApiError::Unauthenticated)?;
+        let state = state(req)?;
+        match state.access.get(session.user_id).await? {
+            Some(access) if !access.disabled => Ok(Self { session, access }),
+            // Deleted or disabled users keep no session.
+            _ => Err(ApiError::Unauthenticated),
+        }
+    }
+}
+
+impl FromRequest for CurrentUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { CurrentUser::from_request(&req).await })
+    }
+}
+
+/// Names a permission at the type level, for [`Authorized`].
+pub trait RequiredPermission {
+    const PERMISSION: Permission;
+}
+
+/// Type-level permission names.
+pub mod perm {
+    use super::{Permission, RequiredPermission};
+
+    macro_rules! marker {
+        ($name:ident => $perm:ident) => {
+            #[derive(Debug)]
+            pub struct $name;
+            impl RequiredPermission for $name {
+                const PERMISSION: Permission = Permission::$perm;
+            }
+        };
+    }
+    marker!(ReadAdminMessages => ReadAdminMessages);
+    marker!(AdminUsers => AdminUsers);
+    marker!(AdminSessions => AdminSessions);
+}
+
+/// A signed-in user holding permission `P`; 401 if not signed in, 403 if not allowed.
+#[derive(Debug)]
+pub struct Authorized<P: RequiredPermission> {
+    pub user: CurrentUser,
+    _permission: PhantomData<P>,
+}
+
+impl<P: RequiredPermission + 'static> FromRequest for Authorized<P> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let user = CurrentUser::from_request(&req).await?;
+            if !user.access.can(P::PERMISSION) {
+                return Err(ApiError::Forbidden);
+            }
+            Ok(Self {
+                user,
+                _permission: PhantomData,
+            })
+        })
+    }
+}

@@ -1,0 +1,14 @@
+//! Who the caller is and what they may do: password hashing, sign-in/out and
+//! "who am I" routes, the extractors that put the required permission in a
+//! handler's signature, and the user-management service functions shared by
+//! the CLI (and, later, the admin API).
+
+pub mod access;
+pub mod extractors;
+pub mod password;
+pub mod routes;
+pub mod users;
+
+pub use access::{AccessCache, UserAccess};
+pub use extractors::{Authorized, CurrentSession, CurrentUser};
+pub use password::Hasher;

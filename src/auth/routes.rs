@@ -1,0 +1,128 @@
+//! `POST /api/auth/login`, `POST /api/auth/logout`, `GET /api/auth/me`.
+
+use actix_identity::Identity;
+use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{CurrentSession, CurrentUser};
+use crate::{
+    domain::{Password, Username},
+    error::ApiError,
+    startup::AppState,
+};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/auth")
+            .route("/login", web::post().to(login))
+            .route("/logout", web::post().to(logout))
+            .route("/me", web::get().to(me)),
+    );
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    let LoginBody { username, password } = body.into_inner();
+    if username.is_empty() || password.is_empty() {
+        return Err(ApiError::BadRequest(
+            "username and password are required".into(),
+        ));
+    }
+    let user_id = authenticate(&state, &username, password).await?;
+    let access = state
+        .access
+        .get(user_id)
+        .await?
+        .ok_or(ApiError::InvalidCredentials)?;
+    // Identity::login renews the session key: no session fixation.
+    Identity::login(&req.extensions(), user_id.to_string())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("login failed: {e}")))?;
+    log::info!("event=login user_id={user_id}");
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "user": access.view() })))
+}
+
+/// Checks a username and password. Unknown user, wrong password and disabled
+/// user are indistinguishable, in the answer and in the time it takes.
+async fn authenticate(
+    state: &AppState,
+    username: &str,
+    password: String,
+) -> Result<Uuid, ApiError> {
+    let password = Password::parse(password).map_err(|e| ApiError::BadRequest(e.0))?;
+    let credentials = match Username::parse(username) {
+        Ok(name) => state.db.find_credentials(&name).await?,
+        Err(_) => None,
+    };
+    let (user_id, hash, disabled) = match credentials {
+        Some(c) => (Some(c.user_id), Some(c.password_hash), c.disabled),
+        None => (None, None, false),
+    };
+    let valid = state
+        .hasher
+        .verify(password, hash)
+        .await
+        .map_err(ApiError::Internal)?;
+    match user_id {
+        Some(id) if valid && !disabled => Ok(id),
+        _ => {
+            log::info!("event=login_failed");
+            Err(ApiError::InvalidCredentials)
+        }
+    }
+}
+
+async fn logout(req: HttpRequest, identity: Option<Identity>) -> HttpResponse {
+    if let Some(identity) = identity {
+        if let Some(session) = CurrentSession::from_request(&req) {
+            log::info!("event=logout sid={}", session.sid);
+        }
+        // Purges the session: the store deletes it and the bus closes its sockets
+        // before this response is sent.
+        identity.logout();
+    }
+    HttpResponse::NoContent().finish()
+}
+
+#[derive(Serialize)]
+pub struct SessionView {
+    pub id: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl SessionView {
+    /// The session as the client sees it. This request itself counts as
+    /// activity, so the idle deadline is measured from now.
+    pub fn of(session: &CurrentSession, idle_ms: i64) -> Self {
+        let now = crate::sessions::now_ms();
+        Self {
+            id: session.sid.clone(),
+            created_at: rfc3339(session.created_at_ms),
+            expires_at: rfc3339((now + idle_ms).min(session.absolute_expires_at_ms)),
+        }
+    }
+}
+
+async fn me(user: CurrentUser, state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "user": user.access.view(),
+        "session": SessionView::of(&user.session, state.sessions.idle_ms()),
+    }))
+}

@@ -1,0 +1,150 @@
+//! The command line: `serve` (default), `migrate`, and user management. The
+//! commands use the same configuration as the server and work while it runs:
+//! changes go through the same service functions and reach live sockets.
+
+use std::io::{IsTerminal as _, Read as _};
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    auth::users,
+    config::Config,
+    domain::{Password, RoleName, Username},
+    startup::{open_sessions, open_user_store},
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tether",
+    version,
+    about = "Sessions and a WebSocket as trustworthy as the login"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user.
+    Add {
+        name: String,
+        /// Role to grant (repeatable).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users with their roles.
+    List,
+    /// Replace a user's roles.
+    SetRoles {
+        name: String,
+        #[arg(required = true)]
+        roles: Vec<String>,
+    },
+    /// Disable a user and end all their sessions.
+    Disable { name: String },
+}
+
+fn parse_roles(raw: &[String]) -> anyhow::Result<Vec<RoleName>> {
+    raw.iter()
+        .map(|r| RoleName::parse(r).map_err(|e| anyhow::anyhow!(e)))
+        .collect()
+}
+
+fn parse_name(raw: &str) -> anyhow::Result<Username> {
+    Username::parse(raw).map_err(|e| anyhow::anyhow!(e))
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<Password> {
+    let raw = if from_stdin {
+        let mut buf = String::new();
+        std::io::stdin().read_to_string(&mut buf)?;
+        buf.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!("no terminal to prompt for the password; use --password-stdin");
+        }
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Repeat password: ")?;
+        if first != again {
+            anyhow::bail!("the passwords do not match");
+        }
+        first
+    };
+    Password::parse_new(raw).map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Runs a non-server command.
+pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => unreachable!("serve is handled by main"),
+        Command::Migrate => {
+            open_user_store(&config).await?;
+            println!("migrations are up to date");
+        }
+        Command::Users(cmd) => run_users(cmd, config).await?,
+    }
+    Ok(())
+}
+
+async fn run_users(cmd: UsersCommand, config: Config) -> anyhow::Result<()> {
+    // Validate arguments before touching anything.
+    let db = open_user_store(&config).await?;
+    match cmd {
+        UsersCommand::Add {
+            name,
+            roles,
+            password_stdin,
+        } => {
+            let (name, roles) = (parse_name(&name)?, parse_roles(&roles)?);
+            let password = read_password(password_stdin)?;
+            let user = users::add_user(&db, &name, password, &roles).await?;
+            println!(
+                "created {} ({}) roles={}",
+                user.username,
+                user.id,
+                user.roles.join(",")
+            );
+        }
+        UsersCommand::List => {
+            println!("{:<36}  {:<24}  {:<8}  ROLES", "ID", "USERNAME", "STATUS");
+            for u in db.list_users().await? {
+                let status = if u.disabled { "disabled" } else { "active" };
+                println!(
+                    "{:<36}  {:<24}  {:<8}  {}",
+                    u.id,
+                    u.username,
+                    status,
+                    u.roles.join(",")
+                );
+            }
+        }
+        UsersCommand::SetRoles { name, roles } => {
+            let (name, roles) = (parse_name(&name)?, parse_roles(&roles)?);
+            let sessions = open_sessions(&config).await?;
+            let user = users::set_roles(&db, &sessions, &name, &roles).await?;
+            println!("{} roles={}", user.username, user.roles.join(","));
+        }
+        UsersCommand::Disable { name } => {
+            let name = parse_name(&name)?;
+            let sessions = open_sessions(&config).await?;
+            let user = users::disable(&db, &sessions, &name).await?;
+            println!("{} disabled; sessions ended", user.username);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! The API error type and its one mapping to HTTP.
+//!
+//! Every error a client sees is `{"error":{"code":"…","message":"…"}}`. A 5xx
+//! says nothing of its cause to the client and everything in the log.
+
+use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::{db::DbError, sessions::backend::StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("Invalid username or password")]
+    InvalidCredentials,
+    #[error("Sign in required")]
+    Unauthenticated,
+    #[error("Permission denied")]
+    Forbidden,
+    #[error("Origin not allowed")]
+    OriginNotAllowed,
+    #[error("Not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    /// A dependency (user store, session store) did not answer: fail closed.
+    #[error("Service temporarily unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("Internal server error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// The stable machine-readable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::Forbidden | ApiError::OriginNotAllowed => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+}
+
+/// The JSON error body, for the few places that build a response by hand.
+pub fn error_json(code: &str, message: impl Into<String>) -> serde_json::Value {
+    serde_json::json!({"error": {"code": code, "message": message.into()}})
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidCredentials | ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden | ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Unavailable(e) => log::error!("event=unavailable error={e:#}"),
+            ApiError::Internal(e) => log::error!("event=internal_error error={e:#}"),
+            _ => {}
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unavailable(_)) {
+            res.insert_header(("Retry-After", "5"));
+        }
+        res.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        })
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(e) => ApiError::Unavailable(e),
+            DbError::NotFound => ApiError::NotFound,
+            DbError::UsernameTaken => ApiError::Conflict("Username already taken".into()),
+            DbError::UnknownRole(r) => ApiError::BadRequest(format!("Unknown role {r:?}")),
+            DbError::Other(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(e) => ApiError::Unavailable(e),
+            StoreError::Corrupt(what) => ApiError::Internal(anyhow::anyhow!(what)),
+        }
+    }
+}
+
+/// 400 for every way a JSON body can be wrong (malformed, missing fields,
+/// wrong content type), instead of actix's plain-text default.
+pub fn json_config() -> actix_web::web::JsonConfig {
+    actix_web::web::JsonConfig::default()
+        .limit(64 * 1024)
+        .error_handler(|err, _req| {
+            use actix_web::error::JsonPayloadError as E;
+            let message = match &err {
+                E::ContentType => "Expected Content-Type: application/json".to_owned(),
+                E::Deserialize(e) if e.is_data() => format!("Invalid request body: {e}"),
+                E::Deserialize(_) => "Request body is not valid JSON".to_owned(),
+                E::OverflowKnownLength { .. } | E::Overflow { .. } => {
+                    "Request body too large".to_owned()
+                }
+                _ => "Could not read request body".to_owned(),
+            };
+            ApiError::BadRequest(message).into()
+        })
+}
+
+/// 400 for malformed path segments and query strings.
+pub fn path_config() -> actix_web::web::PathConfig {
+    actix_web::web::PathConfig::default()
+        .error_handler(|err, _| ApiError::BadRequest(format!("Invalid path: {err}")).into())
+}
+
+pub fn query_config() -> actix_web::web::QueryConfig {
+    actix_web::web::QueryConfig::default()
+        .error_handler(|err, _| ApiError::BadRequest(format!("Invalid query: {err}")).into())
+}

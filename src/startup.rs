@@ -1,0 +1,244 @@
+//! `Application::build(config)`: everything `main` and the tests start the same
+//! way — user store (migrated), session store, event bus, access cache, socket
+//! hub, HTTP server bound (port 0 in tests).
+
+use std::{net::TcpListener, sync::Arc};
+
+use actix_identity::IdentityMiddleware;
+use actix_session::{
+    config::{BrowserSession, TtlExtensionPolicy},
+    SessionMiddleware,
+};
+use actix_web::{
+    cookie::{time::Duration as CookieDuration, Key, SameSite},
+    dev::{Server, ServerHandle, Service as _},
+    middleware::Logger,
+    web, App, HttpServer,
+};
+use anyhow::Context as _;
+
+use crate::{
+    auth::{self, AccessCache, Hasher},
+    config::Config,
+    db::Db,
+    error::{self, ApiError},
+    health, messages,
+    sessions::{
+        backend::{MemoryBackend, RedisBackend},
+        AnyBackend, Event, EventBus, SessionStore, Sessions,
+    },
+    ws::{self, dispatch::Registry, Hub},
+};
+
+/// Shared by every handler and socket.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub sessions: Sessions,
+    pub access: Arc<AccessCache>,
+    pub hasher: Hasher,
+    pub hub: Arc<Hub>,
+    pub allowed_origins: Vec<String>,
+    pub ws_handlers: Arc<Registry>,
+}
+
+/// Opens the user store, runs migrations, and creates the first admin if needed.
+pub async fn open_user_store(config: &Config) -> anyhow::Result<Db> {
+    let url = config.database_url().to_owned();
+    let db = tokio::task::spawn_blocking(move || Db::connect(&url))
+        .await?
+        .context("cannot open the user store (DATABASE_URL)")?;
+    let applied = db.run_migrations().await.context("migrations failed")?;
+    for name in applied {
+        log::info!("event=migration_applied name={name}");
+    }
+    auth::users::bootstrap_admin(&db, config).await?;
+    Ok(db)
+}
+
+/// Opens the session store and the event bus chosen by `REDIS_URL`.
+pub async fn open_sessions(config: &Config) -> anyhow::Result<Sessions> {
+    let (backend, bus) = match &config.redis_url {
+        Some(url) => {
+            use secrecy::ExposeSecret as _;
+            let url = url.expose_secret();
+            let backend = RedisBackend::connect(url, &config.redis_prefix)
+                .await
+                .context("cannot reach Redis (REDIS_URL)")?;
+            let bus = EventBus::with_redis(url, &config.redis_prefix)
+                .await
+                .context("cannot reach Redis (REDIS_URL)")?;
+            (AnyBackend::Redis(backend), bus)
+        }
+        None => (AnyBackend::Memory(MemoryBackend::new()), EventBus::local()),
+    };
+    Ok(Sessions::new(
+        backend,
+        config.session_idle,
+        config.session_absolute,
+        bus,
+    ))
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = open_user_store(&config).await?;
+        let sessions = open_sessions(&config).await?;
+        if config.redis_url.is_none() {
+            log::warn!(
+                "event=in_process_sessions note=\"REDIS_URL unset: sessions are neither shared between instances nor kept across restarts\""
+            );
+        }
+        let key = match &config.session_key {
+            Some(k) => k.to_key(),
+            None => {
+                log::warn!("event=random_cookie_key note=\"TETHER_SESSION_KEY unset: sessions end when this process exits and cannot be shared\"");
+                Key::generate()
+            }
+        };
+        let listener = TcpListener::bind(config.bind)
+            .with_context(|| format!("cannot bind {} (TETHER_BIND)", config.bind))?;
+        let port = listener.local_addr()?.port();
+
+        let access = Arc::new(AccessCache::new(db.clone()));
+        let hub = Hub::new();
+        sessions
+            .bus
+            .set_sink(event_sink(access.clone(), hub.clone()));
+        sessions.bus.spawn_subscriber();
+
+        let state = web::Data::new(AppState {
+            allowed_origins: config.effective_allowed_origins(port),
+            hasher: Hasher::new(config.max_concurrent_hashes)?,
+            config: Arc::new(config),
+            db,
+            sessions,
+            access,
+            hub,
+            ws_handlers: Arc::new(ws::handlers::registry()),
+        });
+        let server = http_server(state.clone(), key, listener)?;
+        log::info!(
+            "event=listening addr=http://{}",
+            state.config.bind.ip().to_string() + ":" + &port.to_string()
+        );
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// What this instance does with an event, from here or from another instance.
+fn event_sink(access: Arc<AccessCache>, hub: Arc<Hub>) -> crate::sessions::bus::EventSink {
+    Arc::new(move |event: &Event| match event {
+        Event::SessionEnded { sid, reason } => hub.end_session(sid, *reason),
+        Event::UserChanged { user_id } => {
+            // Invalidate first, so the sockets woken next read the new access.
+            access.invalidate(*user_id);
+            hub.user_changed(*user_id);
+        }
+        Event::Chat {
+            room,
+            from,
+            text,
+            at,
+        } => {
+            let frame = ws::protocol::ServerEvent::ChatMessage {
+                room: room.clone(),
+                from: from.clone(),
+                text: text.clone(),
+                at: at.clone(),
+            };
+            hub.broadcast(frame.to_text().into());
+        }
+        Event::Resync => {
+            access.invalidate_all();
+            hub.resync();
+        }
+    })
+}
+
+fn http_server(
+    state: web::Data<AppState>,
+    key: Key,
+    listener: TcpListener,
+) -> anyhow::Result<Server> {
+    let config = state.config.clone();
+    let store = SessionStore::new(state.sessions.clone());
+    let server = HttpServer::new(move || {
+        let sessions = SessionMiddleware::builder(store.clone(), key.clone())
+            .cookie_name("tether_session".into())
+            .cookie_secure(config.cookie_secure)
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_path("/".into())
+            .session_lifecycle(
+                BrowserSession::default()
+                    .state_ttl(CookieDuration::seconds(config.session_idle.as_secs() as i64))
+                    .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+            )
+            .build();
+        let app = App::new()
+            // Registration order: identity before session (actix-extras docs);
+            // the last `wrap` is the outermost.
+            .wrap(IdentityMiddleware::default())
+            .wrap(sessions)
+            .wrap_fn(|req, srv| {
+                // The session middleware answers a store failure with an opaque
+                // 500 before any handler runs. Fail closed, but say so: 503 JSON.
+                let fut = srv.call(req);
+                async move {
+                    fut.await.map_err(|err| {
+                        if err.as_response_error().status_code().is_server_error() {
+                            ApiError::Unavailable(anyhow::anyhow!("session store: {err}")).into()
+                        } else {
+                            err
+                        }
+                    })
+                }
+            })
+            .wrap(Logger::new("%a \"%r\" %s %b %Dms").exclude("/healthz"))
+            .app_data(state.clone())
+            .app_data(error::json_config())
+            .app_data(error::path_config())
+            .app_data(error::query_config())
+            .configure(health::configure)
+            .configure(auth::routes::configure)
+            .configure(messages::configure)
+            .configure(ws::route::configure)
+            .default_service(web::route().to(not_found));
+        app
+    })
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}

@@ -1,0 +1,275 @@
+//! One task per socket: a `select!` loop over the client's frames, the
+//! heartbeat, hub signals (session ended, user changed), queued chat, and the
+//! session's idle and absolute deadlines.
+
+use std::{sync::Arc, time::Duration};
+
+use actix_web::web;
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError};
+use futures_util::StreamExt as _;
+use tokio::{sync::mpsc, time::Instant};
+
+use super::{
+    dispatch::Ctx,
+    hub::Registration,
+    protocol::{ClientFrame, ErrorCode, Reply, ServerEvent, SessionJson, UserJson},
+    CLIENT_TIMEOUT, CLOSE_SESSION_REVOKED, HEARTBEAT_INTERVAL, TOUCH_INTERVAL,
+};
+use crate::{
+    auth::{routes::SessionView, CurrentSession, UserAccess},
+    domain::Permission,
+    sessions::{now_ms, EndReason},
+    startup::AppState,
+};
+
+/// Why the loop stopped, and so how to close.
+enum Exit {
+    /// The client closed or went away; nothing more to send.
+    Gone,
+    /// Close with this code and reason.
+    Close(CloseReason),
+}
+
+fn close(code: CloseCode, why: &str) -> Exit {
+    Exit::Close(CloseReason {
+        code,
+        description: Some(why.to_owned()),
+    })
+}
+
+pub struct Connection {
+    pub state: web::Data<AppState>,
+    pub ws: actix_ws::Session,
+    pub stream: AggregatedMessageStream,
+    pub registration: Registration,
+    pub outbox: mpsc::Receiver<Arc<str>>,
+    pub session: CurrentSession,
+    pub user: Arc<UserAccess>,
+    pub access_generation: u64,
+}
+
+fn instant_at(ms: i64) -> Instant {
+    let delta = ms.saturating_sub(now_ms()).max(0) as u64;
+    Instant::now() + Duration::from_millis(delta)
+}
+
+impl Connection {
+    pub async fn run(mut self) {
+        let exit = self.serve().await;
+        let sid = self.registration.socket.sid.clone();
+        match exit {
+            Exit::Gone => log::debug!("event=ws_closed sid={sid} by=client"),
+            Exit::Close(reason) => {
+                log::debug!("event=ws_closed sid={sid} code={:?}", reason.code);
+                let _ = self.ws.close(Some(reason)).await;
+            }
+        }
+    }
+
+    async fn send_text(&mut self, text: impl Into<String>) -> Result<(), Exit> {
+        self.ws.text(text.into()).await.map_err(|_| Exit::Gone)
+    }
+
+    async fn serve(&mut self) -> Exit {
+        let hello = ServerEvent::Hello {
+            user: UserJson::from(self.user.as_ref()),
+            session: self.session_json(),
+        };
+        if let Err(exit) = self.send_text(hello.to_text()).await {
+            return exit;
+        }
+        match self.event_loop().await {
+            Ok(()) => Exit::Gone,
+            Err(exit) => exit,
+        }
+    }
+
+    fn session_json(&self) -> SessionJson {
+        let v = SessionView::of(&self.session, self.state.sessions.idle_ms());
+        SessionJson {
+            id: v.id,
+            created_at: v.created_at,
+            expires_at: v.expires_at,
+        }
+    }
+
+    async fn event_loop(&mut self) -> Result<(), Exit> {
+        let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+        heartbeat.tick().await;
+        let mut last_heard = Instant::now();
+        let mut last_touch = Instant::now();
+        let absolute = instant_at(self.session.absolute_expires_at_ms);
+        let mut idle = Instant::now() + self.state.sessions.idle;
+        let socket = self.registration.socket.clone();
+
+        loop {
+            tokio::select! {
+                frame = self.stream.next() => {
+                    last_heard = Instant::now();
+                    match frame {
+                        Some(Ok(AggregatedMessage::Text(text))) => {
+                            if last_touch.elapsed() >= TOUCH_INTERVAL {
+                                last_touch = Instant::now();
+                                self.touch_session();
+                            }
+                            self.on_text(&text).await?;
+                        }
+                        Some(Ok(AggregatedMessage::Binary(_))) => {
+                            let reply = Reply::error(None, ErrorCode::BadRequest, "binary frames are not supported");
+                            self.send_reply(&reply).await?;
+                        }
+                        Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                            self.ws.pong(&bytes).await.map_err(|_| Exit::Gone)?;
+                        }
+                        Some(Ok(AggregatedMessage::Pong(_))) => {}
+                        Some(Ok(AggregatedMessage::Close(_))) | None => return Ok(()),
+                        Some(Err(ProtocolError::Overflow)) => {
+                            return Err(close(CloseCode::Size, "message too big"));
+                        }
+                        Some(Err(e)) => {
+                            log::debug!("event=ws_protocol_error error={e}");
+                            return Err(close(CloseCode::Protocol, "protocol error"));
+                        }
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > CLIENT_TIMEOUT {
+                        return Err(close(CloseCode::Away, "heartbeat timeout"));
+                    }
+                    self.ws.ping(b"").await.map_err(|_| Exit::Gone)?;
+                }
+                _ = socket.signal.notified() => {
+                    if let Some(reason) = socket.signal.ended() {
+                        return Err(self.revoked(reason).await);
+                    }
+                    if socket.signal.too_slow() {
+                        return Err(close(CloseCode::Again, "too slow to keep up"));
+                    }
+                    if socket.signal.take_user_changed() {
+                        self.refresh_access().await?;
+                    }
+                }
+                Some(frame) = self.outbox.recv() => {
+                    self.refresh_if_stale().await?;
+                    if self.user.can(Permission::ChatRead) {
+                        self.send_text(frame.to_string()).await?;
+                    }
+                }
+                _ = tokio::time::sleep_until(idle) => {
+                    idle = self.check_idle().await?;
+                }
+                _ = tokio::time::sleep_until(absolute) => {
+                    return Err(self.revoked(EndReason::Expired).await);
+                }
+            }
+        }
+    }
+
+    async fn send_reply(&mut self, reply: &Reply) -> Result<(), Exit> {
+        let text = serde_json::to_string(reply).unwrap_or_default();
+        self.send_text(text).await
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<(), Exit> {
+        let frame = match ClientFrame::parse(text) {
+            Ok(frame) => frame,
+            Err(bad) => {
+                let reply = Reply::error(bad.id, ErrorCode::BadRequest, bad.message);
+                return self.send_reply(&reply).await;
+            }
+        };
+        if let Err(exit) = self.refresh_if_stale().await {
+            if matches!(exit, Exit::Gone) {
+                let reply = Reply::error(
+                    Some(frame.id),
+                    ErrorCode::Unavailable,
+                    "Service temporarily unavailable",
+                );
+                return self.send_reply(&reply).await;
+            }
+            return Err(exit);
+        }
+        let registry = self.state.ws_handlers.clone();
+        let ctx = Ctx {
+            state: &self.state,
+            user: &self.user,
+            session: &self.session,
+        };
+        let reply = registry.dispatch(&ctx, frame).await;
+        self.send_reply(&reply).await
+    }
+
+    /// Re-reads the user's access if anything changed since the last read.
+    /// `Err(Exit::Gone)` here means the user store did not answer: the caller
+    /// refuses the message rather than use permissions that may be stale.
+    async fn refresh_if_stale(&mut self) -> Result<(), Exit> {
+        if self.state.access.generation() == self.access_generation {
+            return Ok(());
+        }
+        self.refresh_access().await
+    }
+
+    async fn refresh_access(&mut self) -> Result<(), Exit> {
+        let generation = self.state.access.generation();
+        match self.state.access.get(self.user.id).await {
+            Ok(Some(access)) if access.disabled => Err(self.revoked(EndReason::Disabled).await),
+            Ok(Some(access)) => {
+                let changed = access.permissions != self.user.permissions;
+                self.user = access;
+                self.access_generation = generation;
+                if changed {
+                    let event = ServerEvent::PermissionsChanged {
+                        permissions: self
+                            .user
+                            .permissions
+                            .names()
+                            .into_iter()
+                            .map(Into::into)
+                            .collect(),
+                    };
+                    self.send_text(event.to_text()).await?;
+                }
+                Ok(())
+            }
+            Ok(None) => Err(self.revoked(EndReason::Deleted).await),
+            Err(e) => {
+                log::error!("event=ws_access_refresh_failed error={e}");
+                Err(Exit::Gone)
+            }
+        }
+    }
+
+    /// The idle deadline passed locally; the store knows whether other activity
+    /// (HTTP requests, other sockets) extended it.
+    async fn check_idle(&mut self) -> Result<Instant, Exit> {
+        match self.state.sessions.load(&self.session.sid).await {
+            Ok(Some(stored)) => Ok(
+                instant_at(stored.expires_at_ms).max(Instant::now() + Duration::from_millis(50))
+            ),
+            Ok(None) => Err(self.revoked(EndReason::Expired).await),
+            Err(e) => {
+                // Fail closed: a session that cannot be verified keeps no socket.
+                log::error!("event=ws_session_check_failed error={e}");
+                Err(close(CloseCode::Again, "session store unavailable"))
+            }
+        }
+    }
+
+    fn touch_session(&self) {
+        let sessions = self.state.sessions.clone();
+        let sid = self.session.sid.clone();
+        actix_web::rt::spawn(async move {
+            if let Err(e) = sessions.touch(&sid).await {
+                log::warn!("event=ws_touch_failed error={e}");
+            }
+        });
+    }
+
+    async fn revoked(&mut self, reason: EndReason) -> Exit {
+        let event = ServerEvent::SessionRevoked {
+            reason: reason.as_str().to_owned(),
+        };
+        let _ = self.send_text(event.to_text()).await;
+        close(CloseCode::Other(CLOSE_SESSION_REVOKED), "session revoked")
+    }
+}

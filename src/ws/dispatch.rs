@@ -1,0 +1,128 @@
+//! The dispatcher: one place that reads a frame, finds its handler, checks the
+//! permission against the user's current permissions, types the payload, and
+//! turns every failure into a reply. Handlers only do their own work.
+
+use std::{collections::HashMap, future::Future, sync::Arc};
+
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::protocol::{ClientFrame, ErrorCode, Reply};
+use crate::{
+    auth::{CurrentSession, UserAccess},
+    domain::Permission,
+    startup::AppState,
+};
+
+/// What a handler gets to work with.
+pub struct Ctx<'a> {
+    pub state: &'a AppState,
+    pub user: &'a Arc<UserAccess>,
+    pub session: &'a CurrentSession,
+}
+
+/// A failed reply from a handler.
+#[derive(Debug)]
+pub struct HandlerError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl HandlerError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            code: ErrorCode::BadRequest,
+            message: message.into(),
+        }
+    }
+
+    pub fn unavailable() -> Self {
+        Self {
+            code: ErrorCode::Unavailable,
+            message: "Service temporarily unavailable".into(),
+        }
+    }
+}
+
+/// One message type. Implement this in a new file under `handlers/` and add
+/// one `.register::<YourHandler>()` line in `handlers::registry()`.
+pub trait MessageHandler: 'static {
+    /// The `type` clients send.
+    const TYPE: &'static str;
+    /// Needed beyond being signed in; `None` = any signed-in user.
+    const PERMISSION: Option<Permission>;
+    /// The typed `data`; use `handlers::NoData` for none.
+    type Payload: DeserializeOwned;
+
+    fn handle(
+        ctx: &Ctx<'_>,
+        payload: Self::Payload,
+    ) -> impl Future<Output = Result<Value, HandlerError>>;
+}
+
+type Call = for<'a> fn(&'a Ctx<'a>, Value) -> LocalBoxFuture<'a, Result<Value, HandlerError>>;
+
+struct Entry {
+    permission: Option<Permission>,
+    call: Call,
+}
+
+fn call<'a, H: MessageHandler>(
+    ctx: &'a Ctx<'a>,
+    data: Value,
+) -> LocalBoxFuture<'a, Result<Value, HandlerError>> {
+    Box::pin(async move {
+        let payload: H::Payload = serde_json::from_value(data)
+            .map_err(|e| HandlerError::bad_request(format!("invalid data for {}: {e}", H::TYPE)))?;
+        H::handle(ctx, payload).await
+    })
+}
+
+/// Message type → handler.
+#[derive(Default)]
+pub struct Registry {
+    entries: HashMap<&'static str, Entry>,
+}
+
+impl Registry {
+    pub fn register<H: MessageHandler>(mut self) -> Self {
+        let previous = self.entries.insert(
+            H::TYPE,
+            Entry {
+                permission: H::PERMISSION,
+                call: call::<H>,
+            },
+        );
+        assert!(
+            previous.is_none(),
+            "message type {} registered twice",
+            H::TYPE
+        );
+        self
+    }
+
+    pub fn types(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.entries.keys().copied()
+    }
+
+    /// Handles one frame and produces its reply.
+    pub async fn dispatch(&self, ctx: &Ctx<'_>, frame: ClientFrame) -> Reply {
+        let Some(entry) = self.entries.get(frame.kind.as_str()) else {
+            return Reply::error(
+                Some(frame.id),
+                ErrorCode::UnknownType,
+                format!("unknown message type {:?}", frame.kind),
+            );
+        };
+        if let Some(permission) = entry.permission {
+            if !ctx.user.can(permission) {
+                return Reply::error(Some(frame.id), ErrorCode::Forbidden, "Permission denied");
+            }
+        }
+        match (entry.call)(ctx, frame.data).await {
+            Ok(data) => Reply::ok(frame.id, data),
+            Err(e) => Reply::error(Some(frame.id), e.code, e.message),
+        }
+    }
+}

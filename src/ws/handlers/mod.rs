@@ -1,0 +1,25 @@
+//! Built-in message types, one file each. To add a type: write a file with a
+//! `MessageHandler` impl and register it below. Nothing else changes.
+
+mod chat;
+mod messages;
+mod ping;
+mod whoami;
+
+use serde::Deserialize;
+
+use super::dispatch::Registry;
+
+/// Payload of types that take no data (`data` absent, null or `{}`).
+#[derive(Debug, Deserialize)]
+pub struct NoData {}
+
+pub fn registry() -> Registry {
+    Registry::default()
+        .register::<ping::Ping>()
+        .register::<whoami::WhoAmI>()
+        .register::<messages::Public>()
+        .register::<messages::Protected>()
+        .register::<messages::Admin>()
+        .register::<chat::Send>()
+}

@@ -1,0 +1,25 @@
+//! `whoami`: the user and session, with current roles and permissions.
+
+use serde_json::{json, Value};
+
+use super::NoData;
+use crate::{
+    auth::routes::SessionView,
+    domain::Permission,
+    ws::dispatch::{Ctx, HandlerError, MessageHandler},
+};
+
+pub struct WhoAmI;
+
+impl MessageHandler for WhoAmI {
+    const TYPE: &'static str = "whoami";
+    const PERMISSION: Option<Permission> = None;
+    type Payload = NoData;
+
+    async fn handle(ctx: &Ctx<'_>, _: NoData) -> Result<Value, HandlerError> {
+        Ok(json!({
+            "user": ctx.user.view(),
+            "session": SessionView::of(ctx.session, ctx.state.sessions.idle_ms()),
+        }))
+    }
+}

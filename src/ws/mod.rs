@@ -1,0 +1,28 @@
+//! The authenticated WebSocket at `GET /ws`.
+//!
+//! `route` checks Origin and session and upgrades; `connection` runs one task
+//! per socket; `dispatch` parses frames, checks permissions and replies once
+//! for every message type; `handlers/` holds one file per type; `hub` knows
+//! which sockets are open, so events can reach them.
+
+pub mod connection;
+pub mod dispatch;
+pub mod handlers;
+pub mod hub;
+pub mod protocol;
+pub mod route;
+
+pub use hub::Hub;
+
+use std::time::Duration;
+
+/// How often the server pings.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
+/// A socket silent this long is closed.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
+/// Socket activity refreshes the session's idle deadline at most this often.
+pub const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
+/// Close code sent when the session ends.
+pub const CLOSE_SESSION_REVOKED: u16 = 4001;
+/// Events queued for one socket before it counts as too slow and is closed.
+pub const OUTBOX_CAPACITY: usize = 256;

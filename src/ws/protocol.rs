@@ -1,0 +1,216 @@
+//! The wire protocol: client frames, replies, server events and error codes.
+//! Tests decode with these same types, so a rename breaks them at compile time.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The `id` a client puts on a frame and gets back as `re`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MessageId {
+    Number(serde_json::Number),
+    Text(String),
+}
+
+/// `{"id":…,"type":"…","data":{…}}`, with `data` still untyped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientFrame {
+    pub id: MessageId,
+    pub kind: String,
+    pub data: Value,
+}
+
+/// A frame that could not be read: what to reply (`re` may be unknown).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadFrame {
+    pub id: Option<MessageId>,
+    pub message: String,
+}
+
+impl ClientFrame {
+    pub fn parse(text: &str) -> Result<ClientFrame, BadFrame> {
+        let bad = |id: Option<MessageId>, message: &str| BadFrame {
+            id,
+            message: message.to_owned(),
+        };
+        let value: Value =
+            serde_json::from_str(text).map_err(|_| bad(None, "frame is not valid JSON"))?;
+        let Value::Object(mut obj) = value else {
+            return Err(bad(None, "frame must be a JSON object"));
+        };
+        let id = match obj.remove("id") {
+            Some(Value::Number(n)) => Some(MessageId::Number(n)),
+            Some(Value::String(s)) => Some(MessageId::Text(s)),
+            _ => None,
+        };
+        let Some(id) = id else {
+            return Err(bad(None, "\"id\" must be a number or a string"));
+        };
+        let kind = match obj.remove("type") {
+            Some(Value::String(kind)) => kind,
+            _ => return Err(bad(Some(id), "\"type\" must be a string")),
+        };
+        let data = match obj.remove("data") {
+            None | Some(Value::Null) => Value::Object(Default::default()),
+            Some(data @ Value::Object(_)) => data,
+            Some(_) => return Err(bad(Some(id), "\"data\" must be an object")),
+        };
+        Ok(ClientFrame { id, kind, data })
+    }
+}
+
+/// Stable error codes of failed replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    UnknownType,
+    Forbidden,
+    Unavailable,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// `{"re":…,"ok":true,"data":…}` or `{"re":…,"ok":false,"error":{…}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub re: Option<MessageId>,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+impl Reply {
+    pub fn ok(re: MessageId, data: Value) -> Self {
+        Self {
+            re: Some(re),
+            ok: true,
+            data: Some(data),
+            error: None,
+        }
+    }
+
+    pub fn error(re: Option<MessageId>, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            re,
+            ok: false,
+            data: None,
+            error: Some(ErrorBody {
+                code,
+                message: message.into(),
+            }),
+        }
+    }
+}
+
+/// The `user` object, as sent on the socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserJson {
+    pub id: Uuid,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+}
+
+impl From<&crate::auth::UserAccess> for UserJson {
+    fn from(a: &crate::auth::UserAccess) -> Self {
+        Self {
+            id: a.id,
+            username: a.username.clone(),
+            roles: a.roles.clone(),
+            permissions: a.permissions.names().into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionJson {
+    pub id: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+/// Events the server pushes: `{"event":"…","data":{…}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", content = "data")]
+pub enum ServerEvent {
+    #[serde(rename = "hello")]
+    Hello {
+        user: UserJson,
+        session: SessionJson,
+    },
+    #[serde(rename = "session.revoked")]
+    SessionRevoked { reason: String },
+    #[serde(rename = "permissions.changed")]
+    PermissionsChanged { permissions: Vec<String> },
+    #[serde(rename = "chat.message")]
+    ChatMessage {
+        room: String,
+        from: String,
+        text: String,
+        at: String,
+    },
+}
+
+impl ServerEvent {
+    pub fn to_text(&self) -> String {
+        // Serialising these plain structs cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Anything the server sends as text, for clients that decode one type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ServerFrame {
+    Reply(Reply),
+    Event(ServerEvent),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_parse_or_say_what_is_wrong() {
+        let f = ClientFrame::parse(r#"{"id":1,"type":"ping"}"#).unwrap();
+        assert_eq!(f.kind, "ping");
+        assert_eq!(f.data, serde_json::json!({}));
+        let f = ClientFrame::parse(r#"{"id":"a","type":"x","data":{"k":1}}"#).unwrap();
+        assert_eq!(f.id, MessageId::Text("a".into()));
+
+        assert_eq!(ClientFrame::parse("nope").unwrap_err().id, None);
+        assert_eq!(ClientFrame::parse("[1]").unwrap_err().id, None);
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"ping"}"#).unwrap_err().id,
+            None
+        );
+        let e = ClientFrame::parse(r#"{"id":7,"type":3}"#).unwrap_err();
+        assert_eq!(e.id, Some(MessageId::Number(7.into())));
+        assert!(ClientFrame::parse(r#"{"id":7,"type":"x","data":5}"#).is_err());
+    }
+
+    #[test]
+    fn replies_and_events_have_the_documented_shape() {
+        let r = Reply::error(None, ErrorCode::BadRequest, "x");
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({"re":null,"ok":false,"error":{"code":"bad_request","message":"x"}})
+        );
+        let e = ServerEvent::SessionRevoked {
+            reason: "logout".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({"event":"session.revoked","data":{"reason":"logout"}})
+        );
+    }
+}

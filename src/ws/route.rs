@@ -1,0 +1,56 @@
+//! `GET /ws`: refuses before upgrading unless the Origin is allowed (defence
+//! against cross-site WebSocket hijacking) and the session is valid.
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+
+use super::connection::Connection;
+use crate::{auth::CurrentUser, error::ApiError, startup::AppState};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ws", web::get().to(upgrade));
+}
+
+/// An absent Origin (non-browser client) is allowed; a present one must be listed.
+fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().map_err(|_| ApiError::OriginNotAllowed)?;
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        Ok(())
+    } else {
+        log::info!("event=ws_origin_refused origin={origin:?}");
+        Err(ApiError::OriginNotAllowed)
+    }
+}
+
+async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    check_origin(&req, &state.allowed_origins)?;
+    let user = CurrentUser::from_request(&req).await?;
+    let access_generation = state.access.generation();
+    let (response, ws, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {e}")))?;
+    let max = state.config.ws_max_message_bytes;
+    let stream = stream
+        .max_frame_size(max)
+        .aggregate_continuations()
+        .max_continuation_size(max);
+    let (registration, outbox) = state.hub.register(&user.session.sid, user.access.id);
+    log::debug!("event=ws_open sid={}", user.session.sid);
+    let connection = Connection {
+        state: state.clone(),
+        ws,
+        stream,
+        registration,
+        outbox,
+        session: user.session,
+        user: user.access,
+        access_generation,
+    };
+    actix_web::rt::spawn(connection.run());
+    Ok(response)
+}
