@@ -2,9 +2,12 @@
 //! (`tether::startup::Application`) on a random port, against real SQLite,
 //! PostgreSQL and Redis, and talks to it over real HTTP and WebSocket.
 
+mod helpers;
 mod services;
 mod test_db;
 mod test_redis;
 
+mod auth;
 mod session_store;
 mod user_store;
+mod ws;

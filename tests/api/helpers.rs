@@ -1,0 +1,414 @@
+//! `spawn_app`: the real application, built by the same `Application::build`
+//! as `main`, on a random port, against one of the three supported stacks.
+//! Plus small HTTP and WebSocket clients that speak the crate's own protocol types.
+
+use std::{collections::HashMap, time::Duration};
+
+use actix_web::{dev::ServerHandle, web};
+use base64::Engine as _;
+use futures_util::{SinkExt as _, StreamExt as _};
+use reqwest::header::{COOKIE, SET_COOKIE};
+use serde_json::{json, Value};
+use tether::{
+    auth::users,
+    config::Config,
+    domain::{Password, RoleName, Username},
+    startup::{AppState, Application},
+    ws::protocol::{Reply, ServerEvent, ServerFrame},
+};
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest as _, Message};
+
+use crate::{test_db::TestDb, test_redis::TestRedis};
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+/// How long a test waits for something that should happen at once.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// The supported combinations of user store and session store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    SqliteInProcess,
+    SqliteRedis,
+    PostgresRedis,
+}
+
+pub struct TestApp {
+    pub port: u16,
+    pub address: String,
+    pub state: web::Data<AppState>,
+    pub redis: Option<std::sync::Arc<TestRedis>>,
+    handle: ServerHandle,
+    vars: HashMap<String, String>,
+    _db: std::sync::Arc<TestDb>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop accepting and close connections; don't wait.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// Starts the app on `stack`, or `None` if a service it needs is missing
+/// (reported as SKIPPED; a failure in CI).
+pub async fn spawn_app(test: &str, stack: Stack) -> Option<TestApp> {
+    spawn_app_with(test, stack, &[]).await
+}
+
+pub async fn spawn_app_with(test: &str, stack: Stack, extra: &[(&str, &str)]) -> Option<TestApp> {
+    let db = match stack {
+        Stack::SqliteInProcess | Stack::SqliteRedis => TestDb::sqlite(),
+        Stack::PostgresRedis => TestDb::postgres(test)?,
+    };
+    let redis = match stack {
+        Stack::SqliteInProcess => None,
+        Stack::SqliteRedis | Stack::PostgresRedis => Some(TestRedis::new(test).await?),
+    };
+    let key = base64::engine::general_purpose::STANDARD.encode([42u8; 64]);
+    let mut vars: HashMap<String, String> = [
+        ("TETHER_BIND", "127.0.0.1:0"),
+        ("DATABASE_URL", db.url.as_str()),
+        ("TETHER_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("TETHER_SESSION_KEY", key.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    if let Some(r) = &redis {
+        vars.insert("REDIS_URL".into(), r.url.clone());
+        vars.insert("TETHER_REDIS_PREFIX".into(), r.prefix.clone());
+    }
+    for (k, v) in extra {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    Some(
+        start(
+            vars,
+            std::sync::Arc::new(db),
+            redis.map(std::sync::Arc::new),
+        )
+        .await,
+    )
+}
+
+async fn start(
+    vars: HashMap<String, String>,
+    db: std::sync::Arc<TestDb>,
+    redis: Option<std::sync::Arc<TestRedis>>,
+) -> TestApp {
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config is valid");
+    let app = Application::build(config)
+        .await
+        .expect("application builds");
+    let port = app.port();
+    let state = app.state();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        port,
+        address: format!("http://127.0.0.1:{port}"),
+        state,
+        redis,
+        handle,
+        vars,
+        _db: db,
+    }
+}
+
+impl TestApp {
+    /// A second instance sharing this one's user store, Redis and cookie key.
+    pub async fn spawn_peer(&self) -> TestApp {
+        start(self.vars.clone(), self._db.clone(), self.redis.clone()).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Creates a user through the same service function the CLI uses.
+    pub async fn create_user(&self, name: &str, roles: &[&str]) -> String {
+        let password = format!("{name}-password");
+        let roles: Vec<RoleName> = roles.iter().map(|r| RoleName::parse(r).unwrap()).collect();
+        users::add_user(
+            &self.state.db,
+            &Username::parse(name).unwrap(),
+            Password::parse_new(password.clone()).unwrap(),
+            &roles,
+        )
+        .await
+        .expect("create user");
+        password
+    }
+
+    pub async fn set_roles(&self, name: &str, roles: &[&str]) {
+        let roles: Vec<RoleName> = roles.iter().map(|r| RoleName::parse(r).unwrap()).collect();
+        users::set_roles(
+            &self.state.db,
+            &self.state.sessions,
+            &Username::parse(name).unwrap(),
+            &roles,
+        )
+        .await
+        .expect("set roles");
+    }
+
+    /// Signs in and returns a client carrying the session cookie.
+    pub async fn login(&self, username: &str, password: &str) -> Browser {
+        let http = reqwest::Client::new();
+        let res = http
+            .post(self.url("/api/auth/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("login request");
+        assert_eq!(res.status(), 200, "login as {username} failed");
+        Browser {
+            http,
+            cookie: session_cookie(&res).expect("login sets the session cookie"),
+        }
+    }
+
+    pub async fn login_admin(&self) -> Browser {
+        self.login("admin", ADMIN_PASSWORD).await
+    }
+
+    /// Signs in a new user with `roles`.
+    pub async fn login_new_user(&self, name: &str, roles: &[&str]) -> Browser {
+        let password = self.create_user(name, roles).await;
+        self.login(name, &password).await
+    }
+}
+
+/// `name=value` of the session cookie set by a response, if any.
+pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("tether_session="))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+}
+
+/// A signed-in client: the session cookie, sent by hand so tests can copy it
+/// (a reloaded page, a second tab) or drop it.
+#[derive(Clone)]
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub cookie: String,
+}
+
+impl Browser {
+    pub async fn get(&self, url: &str) -> reqwest::Response {
+        self.http
+            .get(url)
+            .header(COOKIE, &self.cookie)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn post(&self, url: &str) -> reqwest::Response {
+        self.http
+            .post(url)
+            .header(COOKIE, &self.cookie)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn me(&self, app: &TestApp) -> Value {
+        let res = self.get(&app.url("/api/auth/me")).await;
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    pub async fn session_id(&self, app: &TestApp) -> String {
+        self.me(app).await["session"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Opens the WebSocket as a page of `app`'s origin would, and reads `hello`.
+    pub async fn socket(&self, app: &TestApp) -> Socket {
+        let mut socket = self
+            .try_socket(app, Some(&app.origin()))
+            .await
+            .expect("WebSocket upgrade");
+        match socket.next_frame().await {
+            ServerFrame::Event(ServerEvent::Hello { .. }) => socket,
+            other => panic!("expected hello first, got {other:?}"),
+        }
+    }
+
+    pub async fn try_socket(&self, app: &TestApp, origin: Option<&str>) -> Result<Socket, u16> {
+        connect(app, Some(&self.cookie), origin).await
+    }
+}
+
+type Stream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub struct Socket {
+    stream: Stream,
+    next_id: u64,
+}
+
+/// Opens `/ws`; `Err(status)` when the server refuses the upgrade.
+pub async fn connect(
+    app: &TestApp,
+    cookie: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Socket, u16> {
+    let mut request = app.ws_url().into_client_request().unwrap();
+    if let Some(cookie) = cookie {
+        request
+            .headers_mut()
+            .insert("Cookie", cookie.parse().unwrap());
+    }
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("Origin", origin.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((stream, _)) => Ok(Socket { stream, next_id: 1 }),
+        Err(tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+        Err(e) => panic!("WebSocket connect failed: {e}"),
+    }
+}
+
+/// What a socket saw next.
+#[derive(Debug)]
+pub enum Seen {
+    Frame(ServerFrame),
+    Closed(Option<u16>),
+}
+
+impl Socket {
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        self.stream
+            .send(Message::text(text.into()))
+            .await
+            .expect("send");
+    }
+
+    /// Sends `{"id":n,"type":…,"data":…}` and returns its reply (skipping events).
+    pub async fn request(&mut self, kind: &str, data: Value) -> Reply {
+        self.request_with_events(kind, data).await.0
+    }
+
+    /// As `request`, also returning the events that arrived before the reply.
+    pub async fn request_with_events(
+        &mut self,
+        kind: &str,
+        data: Value,
+    ) -> (Reply, Vec<ServerEvent>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send_text(json!({"id": id, "type": kind, "data": data}).to_string())
+            .await;
+        let mut events = Vec::new();
+        loop {
+            match self.next_frame().await {
+                ServerFrame::Reply(reply) => {
+                    assert_eq!(reply.re, Some(json_id(id)), "reply to the wrong id");
+                    return (reply, events);
+                }
+                ServerFrame::Event(e) => events.push(e),
+            }
+        }
+    }
+
+    pub async fn next(&mut self) -> Seen {
+        loop {
+            let msg = tokio::time::timeout(PATIENCE, self.stream.next())
+                .await
+                .expect("the server said nothing in time");
+            match msg {
+                Some(Ok(Message::Text(text))) => {
+                    let frame = serde_json::from_str(text.as_str())
+                        .unwrap_or_else(|e| panic!("undecodable frame {text}: {e}"));
+                    return Seen::Frame(frame);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Seen::Closed(frame.map(|f| u16::from(f.code)))
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Seen::Closed(None),
+            }
+        }
+    }
+
+    pub async fn next_frame(&mut self) -> ServerFrame {
+        match self.next().await {
+            Seen::Frame(frame) => frame,
+            Seen::Closed(code) => panic!("socket closed ({code:?}) while a frame was expected"),
+        }
+    }
+
+    /// Reads until the close; returns its code and the events seen before it.
+    pub async fn closed(&mut self) -> (Option<u16>, Vec<ServerEvent>) {
+        let mut events = Vec::new();
+        loop {
+            match self.next().await {
+                Seen::Frame(ServerFrame::Event(e)) => events.push(e),
+                Seen::Frame(ServerFrame::Reply(_)) => {}
+                Seen::Closed(code) => return (code, events),
+            }
+        }
+    }
+}
+
+fn json_id(id: u64) -> tether::ws::protocol::MessageId {
+    tether::ws::protocol::MessageId::Number(id.into())
+}
+
+/// Runs each listed `async fn case(app: TestApp)` on all three stacks, as
+/// `<module>::sqlite_in_process::case`, `…::sqlite_redis::case`, `…::postgres_redis::case`.
+#[macro_export]
+macro_rules! on_every_stack {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite_in_process {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let name = concat!(module_path!(), "::", stringify!($case));
+                    if let Some(app) = $crate::helpers::spawn_app(name, $crate::helpers::Stack::SqliteInProcess).await {
+                        super::$case(app).await;
+                    }
+                }
+            )*
+        }
+        mod sqlite_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let name = concat!(module_path!(), "::", stringify!($case));
+                    if let Some(app) = $crate::helpers::spawn_app(name, $crate::helpers::Stack::SqliteRedis).await {
+                        super::$case(app).await;
+                    }
+                }
+            )*
+        }
+        mod postgres_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let name = concat!(module_path!(), "::", stringify!($case));
+                    if let Some(app) = $crate::helpers::spawn_app(name, $crate::helpers::Stack::PostgresRedis).await {
+                        super::$case(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}
