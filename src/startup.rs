@@ -112,6 +112,9 @@ impl Application {
             .bus
             .set_sink(event_sink(access.clone(), hub.clone()));
         sessions.bus.spawn_subscriber();
+        if db.backend() == crate::db::Backend::Sqlite {
+            spawn_user_store_watch(access.clone(), hub.clone());
+        }
 
         let state = web::Data::new(AppState {
             allowed_origins: config.effective_allowed_origins(port),
@@ -180,6 +183,24 @@ fn event_sink(access: Arc<AccessCache>, hub: Arc<Hub>) -> crate::sessions::bus::
             hub.resync();
         }
     })
+}
+
+/// SQLite only: every permission check already notices commits made by other
+/// processes (the CLI); this also wakes idle sockets within a second, so a
+/// user disabled from the CLI loses sockets that send nothing.
+fn spawn_user_store_watch(access: Arc<AccessCache>, hub: Arc<Hub>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut seen = access.generation();
+        loop {
+            tick.tick().await;
+            let now = access.generation();
+            if now != seen {
+                seen = now;
+                hub.resync();
+            }
+        }
+    });
 }
 
 fn http_server(

@@ -85,8 +85,12 @@ impl AccessCache {
         }
     }
 
-    /// Moves on every invalidation.
+    /// Moves on every invalidation. With a SQLite user store this first asks
+    /// whether another process (the CLI) committed, and if so forgets everything.
     pub fn generation(&self) -> u64 {
+        if self.db.changed_elsewhere() {
+            self.invalidate_all();
+        }
         self.generation.load(Ordering::Acquire)
     }
 

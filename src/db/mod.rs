@@ -5,6 +5,7 @@
 //! `users` (row models beside their queries). This file is the async façade
 //! the rest of the crate calls.
 
+mod change_probe;
 mod migrations;
 mod pool;
 mod schema;
@@ -89,6 +90,8 @@ impl From<diesel::result::Error> for DbError {
 pub struct Db {
     pool: Pool,
     backend: Backend,
+    /// SQLite only: notices other processes' commits (see `change_probe`).
+    probe: Option<std::sync::Arc<change_probe::ChangeProbe>>,
 }
 
 impl Db {
@@ -98,10 +101,27 @@ impl Db {
         let target =
             Target::parse(url).map_err(|reason| DbError::Other(anyhow::anyhow!(reason)))?;
         let backend = target.backend();
+        let probe = match &target {
+            Target::Sqlite(path) => Some(std::sync::Arc::new(
+                change_probe::ChangeProbe::open(path).map_err(DbError::Unavailable)?,
+            )),
+            Target::Postgres(_) => None,
+        };
         let pool = pool::build(target).map_err(|e| {
             DbError::Unavailable(anyhow::Error::new(e).context("connecting to the database"))
         })?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            probe,
+        })
+    }
+
+    /// `true` if another process committed to a SQLite user store since the
+    /// last call (always `false` for PostgreSQL, whose instances share changes
+    /// over Redis). Synchronous and cheap: a local `PRAGMA`.
+    pub fn changed_elsewhere(&self) -> bool {
+        self.probe.as_ref().is_some_and(|p| p.changed())
     }
 
     pub fn backend(&self) -> Backend {

@@ -121,6 +121,12 @@ impl TestApp {
         start(self.vars.clone(), self._db.clone(), self.redis.clone()).await
     }
 
+    /// The environment the app was configured from, for running the real
+    /// `tether` binary (the CLI) against the same stores.
+    pub fn env(&self) -> &HashMap<String, String> {
+        &self.vars
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -388,6 +394,35 @@ macro_rules! on_every_stack {
                 }
             )*
         }
+        mod sqlite_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let name = concat!(module_path!(), "::", stringify!($case));
+                    if let Some(app) = $crate::helpers::spawn_app(name, $crate::helpers::Stack::SqliteRedis).await {
+                        super::$case(app).await;
+                    }
+                }
+            )*
+        }
+        mod postgres_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let name = concat!(module_path!(), "::", stringify!($case));
+                    if let Some(app) = $crate::helpers::spawn_app(name, $crate::helpers::Stack::PostgresRedis).await {
+                        super::$case(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// As `on_every_stack!`, for behaviour that needs Redis (several instances).
+#[macro_export]
+macro_rules! on_redis_stacks {
+    ($($case:ident),* $(,)?) => {
         mod sqlite_redis {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,9 @@ mod test_db;
 mod test_redis;
 
 mod auth;
+mod cli;
+mod cluster;
+mod lifecycle;
 mod session_store;
 mod user_store;
 mod ws;

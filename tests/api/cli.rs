@@ -1,0 +1,191 @@
+//! The real `tether` binary's user commands, run while the server is up:
+//! they use the same stores and reach its live sockets.
+
+use std::{collections::HashMap, io::Write as _, process::Stdio};
+
+use serde_json::json;
+use tether::ws::protocol::{ErrorCode, ServerEvent};
+
+use crate::helpers::TestApp;
+
+crate::on_every_stack!(
+    users_add_creates_a_user_who_can_sign_in_and_list_shows_it,
+    set_roles_from_the_cli_applies_to_the_next_socket_message,
+    disable_from_the_cli_closes_the_users_sockets,
+    bad_input_gets_a_clear_message_and_a_nonzero_exit,
+);
+
+struct Output {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `tether ARGS…` with the app's configuration, feeding `stdin`.
+async fn tether(app: &TestApp, args: &[&str], stdin: &str) -> Output {
+    let env: HashMap<String, String> = app.env().clone();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args(&args)
+            .env_clear()
+            .envs(&env)
+            .env("RUST_LOG", "warn")
+            // Away from any developer's .env file.
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run tether");
+        if let Some(mut input) = child.stdin.take() {
+            let _ = input.write_all(stdin.as_bytes());
+        }
+        let out = child.wait_with_output().expect("tether ran");
+        Output {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+async fn users_add_creates_a_user_who_can_sign_in_and_list_shows_it(app: TestApp) {
+    let out = tether(
+        &app,
+        &[
+            "users",
+            "add",
+            "ivan",
+            "--role",
+            "user",
+            "--role",
+            "messages-admin",
+            "--password-stdin",
+        ],
+        "ivan-secret-pw\n",
+    )
+    .await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(!out.stdout.contains("ivan-secret-pw") && !out.stderr.contains("ivan-secret-pw"));
+    let ivan = app.login("ivan", "ivan-secret-pw").await;
+    assert_eq!(
+        ivan.me(&app).await["user"]["roles"],
+        json!(["messages-admin", "user"])
+    );
+    let list = tether(&app, &["users", "list"], "").await;
+    assert!(list.ok, "{}", list.stderr);
+    let line = list
+        .stdout
+        .lines()
+        .find(|l| l.contains("ivan"))
+        .expect("ivan listed");
+    assert!(
+        line.contains("active") && line.contains("messages-admin,user"),
+        "{line}"
+    );
+    assert!(list.stdout.contains("admin"));
+}
+
+async fn set_roles_from_the_cli_applies_to_the_next_socket_message(app: TestApp) {
+    let user = app.login_new_user("judy", &["user"]).await;
+    let mut socket = user.socket(&app).await;
+    assert!(!socket.request("messages.admin", json!({})).await.ok);
+
+    let out = tether(
+        &app,
+        &["users", "set-roles", "judy", "user", "messages-admin"],
+        "",
+    )
+    .await;
+    assert!(out.ok, "{}", out.stderr);
+    // Another process committed the change; the very next message sees it.
+    let reply = socket.request("messages.admin", json!({})).await;
+    assert!(reply.ok, "{reply:?}");
+
+    let out = tether(&app, &["users", "set-roles", "judy", "user"], "").await;
+    assert!(out.ok, "{}", out.stderr);
+    let reply = socket.request("messages.admin", json!({})).await;
+    assert_eq!(reply.error.unwrap().code, ErrorCode::Forbidden);
+}
+
+async fn disable_from_the_cli_closes_the_users_sockets(app: TestApp) {
+    let user = app.login_new_user("ken", &["user"]).await;
+    let mut socket = user.socket(&app).await;
+    let out = tether(&app, &["users", "disable", "ken"], "").await;
+    assert!(out.ok, "{}", out.stderr);
+    let (code, events) = socket.closed().await;
+    assert_eq!(code, Some(4001));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::SessionRevoked { reason } if reason == "disabled")),
+        "{events:?}"
+    );
+    assert_eq!(user.get(&app.url("/api/auth/me")).await.status(), 401);
+    let list = tether(&app, &["users", "list"], "").await;
+    assert!(list
+        .stdout
+        .lines()
+        .any(|l| l.contains("ken") && l.contains("disabled")));
+}
+
+async fn bad_input_gets_a_clear_message_and_a_nonzero_exit(app: TestApp) {
+    app.create_user("lena", &["user"]).await;
+    let cases: [(&[&str], &str, &str); 7] = [
+        (
+            &["users", "add", "x", "--role", "wizard", "--password-stdin"],
+            "long-enough-pw",
+            "unknown role",
+        ),
+        (
+            &[
+                "users",
+                "add",
+                "bad name",
+                "--role",
+                "user",
+                "--password-stdin",
+            ],
+            "long-enough-pw",
+            "username",
+        ),
+        (
+            &["users", "add", "lena", "--role", "user", "--password-stdin"],
+            "long-enough-pw",
+            "taken",
+        ),
+        (
+            &["users", "add", "mo", "--role", "user", "--password-stdin"],
+            "short",
+            "at least",
+        ),
+        (
+            &["users", "add", "mo", "--role", "user"],
+            "",
+            "--password-stdin",
+        ),
+        (
+            &["users", "set-roles", "nobody", "user"],
+            "",
+            "no such user",
+        ),
+        (&["users", "disable", "nobody"], "", "no such user"),
+    ];
+    for (args, stdin, expected) in cases {
+        let out = tether(&app, args, stdin).await;
+        assert!(!out.ok, "{args:?} must fail");
+        assert!(
+            out.stderr.to_lowercase().contains(&expected.to_lowercase()),
+            "{args:?}: stderr {:?} should mention {expected:?}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+    // No partial writes: nothing was created.
+    let list = tether(&app, &["users", "list"], "").await;
+    assert!(!list.stdout.contains(" x ") && !list.stdout.contains("mo "));
+}

@@ -1,0 +1,210 @@
+//! Session lifetimes: a revoked session stays revoked under concurrent use,
+//! idle and absolute deadlines are enforced server-side (sockets included),
+//! and a session store that stops answering makes requests fail closed (503).
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::Value;
+use tether::ws::protocol::ServerEvent;
+
+use crate::helpers::{spawn_app_with, Stack, TestApp};
+
+crate::on_every_stack!(a_session_revoked_during_500_requests_stays_deleted);
+
+async fn a_session_revoked_during_500_requests_stays_deleted(app: TestApp) {
+    let browser = app.login_admin().await;
+    let sid = browser.session_id(&app).await;
+    let me = app.url("/api/auth/me");
+    let requests = (0..500).map(|i| {
+        let (browser, me, logout) = (browser.clone(), me.clone(), app.url("/api/auth/logout"));
+        async move {
+            if i == 250 {
+                assert_eq!(browser.post(&logout).await.status(), 204);
+            } else {
+                // Each of these touches (extends) the session while it is being deleted.
+                let _ = browser.get(&me).await.status();
+            }
+        }
+    });
+    join_all(requests).await;
+    assert!(app.state.sessions.load(&sid).await.unwrap().is_none());
+    if let Some(redis) = &app.redis {
+        let left: Vec<String> = redis
+            .keys()
+            .into_iter()
+            .filter(|k| k.contains(&sid))
+            .collect();
+        assert!(left.is_empty(), "keys resurrected: {left:?}");
+        let sessions: Vec<String> = redis
+            .keys()
+            .into_iter()
+            .filter(|k| k.contains("session:"))
+            .collect();
+        assert!(sessions.is_empty(), "no session key survives: {sessions:?}");
+    }
+    assert_eq!(browser.get(&me).await.status(), 401);
+}
+
+fn stacks() -> [(Stack, &'static str); 2] {
+    [
+        (Stack::SqliteInProcess, "in_process"),
+        (Stack::SqliteRedis, "redis"),
+    ]
+}
+
+const SHORT: &[(&str, &str)] = &[
+    ("TETHER_SESSION_IDLE_SECS", "1"),
+    ("TETHER_SESSION_ABSOLUTE_SECS", "3"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_expires_and_its_socket_closes() {
+    for (stack, name) in stacks() {
+        let test = format!("lifecycle::an_idle_session_expires_and_its_socket_closes::{name}");
+        let Some(app) = spawn_app_with(&test, stack, SHORT).await else {
+            continue;
+        };
+        let browser = app.login_admin().await;
+        let mut socket = browser.socket(&app).await;
+        let (code, events) = socket.closed().await;
+        assert_eq!(code, Some(4001), "{name}");
+        assert_eq!(
+            events,
+            vec![ServerEvent::SessionRevoked {
+                reason: "expired".into()
+            }],
+            "{name}"
+        );
+        assert_eq!(
+            browser.get(&app.url("/api/auth/me")).await.status(),
+            401,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_extends_the_idle_deadline_but_never_the_absolute_one() {
+    for (stack, name) in stacks() {
+        let test = format!(
+            "lifecycle::activity_extends_the_idle_deadline_but_never_the_absolute_one::{name}"
+        );
+        let Some(app) = spawn_app_with(&test, stack, SHORT).await else {
+            continue;
+        };
+        let browser = app.login_admin().await;
+        let started = std::time::Instant::now();
+        // Every 400 ms is well inside the 1 s idle timeout …
+        while started.elapsed() < Duration::from_millis(2500) {
+            assert_eq!(
+                browser.get(&app.url("/api/auth/me")).await.status(),
+                200,
+                "{name}"
+            );
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        // … but the 3 s absolute deadline ends it anyway.
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert_eq!(
+            browser.get(&app.url("/api/auth/me")).await.status(),
+            401,
+            "{name}"
+        );
+    }
+}
+
+/// A private Redis server this test may stop.
+struct OwnRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    fn start() -> Option<OwnRedis> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(OwnRedis { child, port })
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_redis_stops_answering_requests_fail_closed_with_503() {
+    let test = "lifecycle::when_redis_stops_answering_requests_fail_closed_with_503";
+    let Some(mut redis) = OwnRedis::start() else {
+        crate::services::service_missing(
+            test,
+            "redis-server binary",
+            "cannot start a private Redis",
+        );
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let Some(app) = spawn_app_with(test, Stack::SqliteRedis, &[("REDIS_URL", url.as_str())]).await
+    else {
+        return;
+    };
+    let browser = app.login_admin().await;
+    assert_eq!(browser.get(&app.url("/api/auth/me")).await.status(), 200);
+
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+
+    for res in [
+        browser.get(&app.url("/api/auth/me")).await,
+        browser.get(&app.url("/api/messages/protected")).await,
+        reqwest::get(app.url("/readyz")).await.unwrap(),
+    ] {
+        assert_eq!(res.status(), 503);
+        let body: Value = res.json().await.unwrap();
+        let code = body["error"]["code"].as_str().or(body["status"].as_str());
+        assert!(matches!(code, Some("unavailable")), "{body}");
+    }
+    let login = reqwest::Client::new()
+        .post(app.url("/api/auth/login"))
+        .json(&serde_json::json!({"username": "admin", "password": crate::helpers::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 503);
+    assert_eq!(browser.try_socket(&app, None).await.err(), Some(503));
+    // Nothing about the failure, or the session, leaks into the body.
+    let body = browser
+        .get(&app.url("/api/auth/me"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!body.contains("redis://") && !body.contains(&browser.cookie[15..]));
+}
