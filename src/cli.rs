@@ -143,7 +143,7 @@ async fn run_users(cmd: UsersCommand, config: Config) -> anyhow::Result<()> {
             let name = parse_name(&name)?;
             let sessions = open_sessions(&config).await?;
             let user = users::disable(&db, &sessions, &name).await?;
-            println!("{} disabled; sessions ended", user.username);
+            println!("{} disabled; their sessions and sockets end", user.username);
         }
     }
     Ok(())

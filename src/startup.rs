@@ -42,7 +42,7 @@ pub struct AppState {
     pub ws_handlers: Arc<Registry>,
 }
 
-/// Opens the user store, runs migrations, and creates the first admin if needed.
+/// Opens the user store and runs pending migrations.
 pub async fn open_user_store(config: &Config) -> anyhow::Result<Db> {
     let url = config.database_url().to_owned();
     let db = tokio::task::spawn_blocking(move || Db::connect(&url))
@@ -52,7 +52,6 @@ pub async fn open_user_store(config: &Config) -> anyhow::Result<Db> {
     for name in applied {
         log::info!("event=migration_applied name={name}");
     }
-    auth::users::bootstrap_admin(&db, config).await?;
     Ok(db)
 }
 
@@ -89,6 +88,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let db = open_user_store(&config).await?;
+        auth::users::bootstrap_admin(&db, &config).await?;
         let sessions = open_sessions(&config).await?;
         if config.redis_url.is_none() {
             log::warn!(
@@ -210,6 +210,13 @@ fn http_server(
 ) -> anyhow::Result<Server> {
     let config = state.config.clone();
     let store = SessionStore::new(state.sessions.clone());
+    let web_dir = config.web_dir.is_dir().then(|| config.web_dir.clone());
+    if web_dir.is_none() {
+        log::warn!(
+            "event=no_web_dir path={} note=\"TETHER_WEB_DIR is not a folder; / serves nothing\"",
+            config.web_dir.display()
+        );
+    }
     let server = HttpServer::new(move || {
         let sessions = SessionMiddleware::builder(store.clone(), key.clone())
             .cookie_name("tether_session".into())
@@ -250,9 +257,16 @@ fn http_server(
             .configure(health::configure)
             .configure(auth::routes::configure)
             .configure(messages::configure)
-            .configure(ws::route::configure)
-            .default_service(web::route().to(not_found));
-        app
+            .configure(ws::route::configure);
+        // The browser app: static files, registered last so the API wins.
+        match &web_dir {
+            Some(dir) => app.service(
+                actix_files::Files::new("/", dir)
+                    .index_file("index.html")
+                    .default_handler(web::route().to(not_found)),
+            ),
+            None => app.default_service(web::route().to(not_found)),
+        }
     })
     .shutdown_timeout(5)
     .listen(listener)?

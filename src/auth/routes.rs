@@ -59,7 +59,9 @@ async fn authenticate(
     username: &str,
     password: String,
 ) -> Result<Uuid, ApiError> {
-    let password = Password::parse(password).map_err(|e| ApiError::BadRequest(e.0))?;
+    // Emptiness was refused above; anything else unusable (too long) is
+    // simply a wrong password.
+    let password = Password::parse(password).map_err(|_| ApiError::InvalidCredentials)?;
     let credentials = match Username::parse(username) {
         Ok(name) => state.db.find_credentials(&name).await?,
         Err(_) => None,

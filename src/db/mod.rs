@@ -63,11 +63,22 @@ pub struct UserRecord {
 }
 
 /// What sign-in needs to check a password.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Credentials {
     pub user_id: Uuid,
     pub password_hash: String,
     pub disabled: bool,
+}
+
+/// Leaves the hash out, so a stray `{:?}` cannot log it.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user_id", &self.user_id)
+            .field("password_hash", &"[REDACTED]")
+            .field("disabled", &self.disabled)
+            .finish()
+    }
 }
 
 /// Query failures are unexpected by the time they reach here (expected

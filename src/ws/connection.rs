@@ -28,6 +28,10 @@ enum Exit {
     Gone,
     /// Close with this code and reason.
     Close(CloseReason),
+    /// The user store did not answer, so current permissions are unknown. A
+    /// client message gets an `unavailable` reply; elsewhere the socket closes
+    /// (1013): fail closed rather than act on permissions that may be stale.
+    StoreUnavailable,
 }
 
 fn close(code: CloseCode, why: &str) -> Exit {
@@ -59,6 +63,13 @@ impl Connection {
         let sid = self.registration.socket.sid.clone();
         match exit {
             Exit::Gone => log::debug!("event=ws_closed sid={sid} by=client"),
+            Exit::StoreUnavailable => {
+                let reason = CloseReason {
+                    code: CloseCode::Again,
+                    description: Some("user store unavailable".into()),
+                };
+                let _ = self.ws.close(Some(reason)).await;
+            }
             Exit::Close(reason) => {
                 log::debug!("event=ws_closed sid={sid} code={:?}", reason.code);
                 let _ = self.ws.close(Some(reason)).await;
@@ -100,6 +111,8 @@ impl Connection {
         let mut last_touch = Instant::now();
         let absolute = instant_at(self.session.absolute_expires_at_ms);
         let mut idle = Instant::now() + self.state.sessions.idle;
+        // Often enough that an active socket never lets a short idle timeout lapse.
+        let touch_every = TOUCH_INTERVAL.min(self.state.sessions.idle / 4);
         let socket = self.registration.socket.clone();
 
         loop {
@@ -108,7 +121,7 @@ impl Connection {
                     last_heard = Instant::now();
                     match frame {
                         Some(Ok(AggregatedMessage::Text(text))) => {
-                            if last_touch.elapsed() >= TOUCH_INTERVAL {
+                            if last_touch.elapsed() >= touch_every {
                                 last_touch = Instant::now();
                                 self.touch_session();
                             }
@@ -178,8 +191,9 @@ impl Connection {
                 return self.send_reply(&reply).await;
             }
         };
-        if let Err(exit) = self.refresh_if_stale().await {
-            if matches!(exit, Exit::Gone) {
+        match self.refresh_if_stale().await {
+            Ok(()) => {}
+            Err(Exit::StoreUnavailable) => {
                 let reply = Reply::error(
                     Some(frame.id),
                     ErrorCode::Unavailable,
@@ -187,7 +201,7 @@ impl Connection {
                 );
                 return self.send_reply(&reply).await;
             }
-            return Err(exit);
+            Err(exit) => return Err(exit),
         }
         let registry = self.state.ws_handlers.clone();
         let ctx = Ctx {
@@ -200,8 +214,6 @@ impl Connection {
     }
 
     /// Re-reads the user's access if anything changed since the last read.
-    /// `Err(Exit::Gone)` here means the user store did not answer: the caller
-    /// refuses the message rather than use permissions that may be stale.
     async fn refresh_if_stale(&mut self) -> Result<(), Exit> {
         if self.state.access.generation() == self.access_generation {
             return Ok(());
@@ -234,7 +246,7 @@ impl Connection {
             Ok(None) => Err(self.revoked(EndReason::Deleted).await),
             Err(e) => {
                 log::error!("event=ws_access_refresh_failed error={e}");
-                Err(Exit::Gone)
+                Err(Exit::StoreUnavailable)
             }
         }
     }

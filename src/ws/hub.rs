@@ -172,7 +172,7 @@ impl Hub {
         );
     }
 
-    /// Makes every socket re-read its access and re-check its session.
+    /// Makes every socket re-read its access (after events may have been missed).
     pub fn resync(&self) {
         self.each(
             |r| r.sockets.keys().copied().collect(),

@@ -20,7 +20,8 @@ use std::time::Duration;
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
 /// A socket silent this long is closed.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
-/// Socket activity refreshes the session's idle deadline at most this often.
+/// Socket activity refreshes the session's idle deadline at most this often
+/// (or a quarter of the idle timeout, if that is shorter).
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
 /// Close code sent when the session ends.
 pub const CLOSE_SESSION_REVOKED: u16 = 4001;

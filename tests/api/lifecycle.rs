@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde_json::Value;
-use tether::ws::protocol::ServerEvent;
+use tether::ws::protocol::{ServerEvent, ServerFrame};
 
-use crate::helpers::{spawn_app_with, Stack, TestApp};
+use crate::helpers::{spawn_app_with, Seen, Stack, TestApp};
 
 crate::on_every_stack!(a_session_revoked_during_500_requests_stays_deleted);
 
@@ -207,4 +207,43 @@ async fn when_redis_stops_answering_requests_fail_closed_with_503() {
         .await
         .unwrap();
     assert!(!body.contains("redis://") && !body.contains(&browser.cookie[15..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_active_socket_outlives_the_idle_timeout_but_closes_at_the_absolute_deadline() {
+    for (stack, name) in stacks() {
+        let test = format!("lifecycle::an_active_socket_outlives_the_idle_timeout::{name}");
+        let Some(app) = spawn_app_with(&test, stack, SHORT).await else {
+            continue;
+        };
+        let browser = app.login_admin().await;
+        let mut socket = browser.socket(&app).await;
+        let opened = std::time::Instant::now();
+        let mut events = Vec::new();
+        let code = loop {
+            socket.send_text(r#"{"id":0,"type":"ping"}"#).await;
+            match socket.next().await {
+                Seen::Frame(ServerFrame::Event(e)) => events.push(e),
+                Seen::Frame(ServerFrame::Reply(_)) => {
+                    tokio::time::sleep(Duration::from_millis(150)).await
+                }
+                Seen::Closed(code) => break code,
+            }
+        };
+        // Well past the 1 s idle timeout (socket activity kept the session
+        // alive), and ended by the 3 s absolute deadline.
+        assert!(
+            opened.elapsed() >= Duration::from_millis(2500),
+            "{name}: {:?}",
+            opened.elapsed()
+        );
+        assert_eq!(code, Some(4001), "{name}");
+        assert_eq!(
+            events,
+            vec![ServerEvent::SessionRevoked {
+                reason: "expired".into()
+            }],
+            "{name}"
+        );
+    }
 }

@@ -13,4 +13,5 @@ mod cluster;
 mod lifecycle;
 mod session_store;
 mod user_store;
+mod web;
 mod ws;

@@ -9,7 +9,13 @@ pub fn service_missing(test: &str, service: &str, why: &str) {
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
         panic!("{test}: {service} is required in CI but not reachable: {why}");
     }
-    eprintln!("SKIPPED {test}: {service} not reachable ({why})");
+    // Straight to the stderr handle: `eprintln!` is captured (and hidden) for
+    // passing tests, and a skip must be seen.
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {service} not reachable ({why})"
+    );
 }
 
 /// Admin URL of the test PostgreSQL server (`TETHER_TEST_POSTGRES_URL`).
