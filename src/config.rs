@@ -137,9 +137,11 @@ impl Config {
         }
         let session_key = match get("TETHER_SESSION_KEY") {
             Some(v) => {
+                // `openssl rand -base64 64` wraps its output; line breaks are not key material.
+                let v: String = v.split_whitespace().collect();
                 let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(v.trim())
-                    .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(v.trim()))
+                    .decode(&v)
+                    .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(&v))
                     .map_err(|_| invalid("TETHER_SESSION_KEY", "is not valid base64"))?;
                 Some(CookieKey::from_bytes(bytes).map_err(|r| invalid("TETHER_SESSION_KEY", r))?)
             }
@@ -322,6 +324,16 @@ mod tests {
             assert_eq!(err.var, var);
             assert!(err.to_string().contains(var));
         }
+    }
+
+    #[test]
+    fn a_wrapped_base64_session_key_is_accepted() {
+        let key = base64::engine::general_purpose::STANDARD.encode([9u8; 64]);
+        let wrapped = format!("{}\n{}\n", &key[..40], &key[40..]);
+        assert!(config(&[("TETHER_SESSION_KEY", &wrapped)])
+            .unwrap()
+            .session_key
+            .is_some());
     }
 
     #[test]

@@ -378,39 +378,17 @@ fn json_id(id: u64) -> tether::ws::protocol::MessageId {
     tether::ws::protocol::MessageId::Number(id.into())
 }
 
-/// Runs each listed `async fn case(app: TestApp)` on all three stacks, as
-/// `<module>::sqlite_in_process::case`, `…::sqlite_redis::case`, `…::postgres_redis::case`.
+/// One module of tests, each running `super::case(app)` on `stack`.
 #[macro_export]
-macro_rules! on_every_stack {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite_in_process {
+macro_rules! stack_module {
+    ($module:ident, $stack:ident, $($case:ident),*) => {
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let name = concat!(module_path!(), "::", stringify!($case));
-                    if let Some(app) = $crate::helpers::spawn_app(name, $crate::helpers::Stack::SqliteInProcess).await {
-                        super::$case(app).await;
-                    }
-                }
-            )*
-        }
-        mod sqlite_redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let name = concat!(module_path!(), "::", stringify!($case));
-                    if let Some(app) = $crate::helpers::spawn_app(name, $crate::helpers::Stack::SqliteRedis).await {
-                        super::$case(app).await;
-                    }
-                }
-            )*
-        }
-        mod postgres_redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let name = concat!(module_path!(), "::", stringify!($case));
-                    if let Some(app) = $crate::helpers::spawn_app(name, $crate::helpers::Stack::PostgresRedis).await {
+                    let stack = $crate::helpers::Stack::$stack;
+                    if let Some(app) = $crate::helpers::spawn_app(name, stack).await {
                         super::$case(app).await;
                     }
                 }
@@ -419,31 +397,21 @@ macro_rules! on_every_stack {
     };
 }
 
+/// Runs each listed `async fn case(app: TestApp)` on all three stacks, as
+/// `<module>::sqlite_in_process::case`, `…::sqlite_redis::case`, `…::postgres_redis::case`.
+#[macro_export]
+macro_rules! on_every_stack {
+    ($($case:ident),* $(,)?) => {
+        $crate::stack_module!(sqlite_in_process, SqliteInProcess, $($case),*);
+        $crate::on_redis_stacks!($($case),*);
+    };
+}
+
 /// As `on_every_stack!`, for behaviour that needs Redis (several instances).
 #[macro_export]
 macro_rules! on_redis_stacks {
     ($($case:ident),* $(,)?) => {
-        mod sqlite_redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let name = concat!(module_path!(), "::", stringify!($case));
-                    if let Some(app) = $crate::helpers::spawn_app(name, $crate::helpers::Stack::SqliteRedis).await {
-                        super::$case(app).await;
-                    }
-                }
-            )*
-        }
-        mod postgres_redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let name = concat!(module_path!(), "::", stringify!($case));
-                    if let Some(app) = $crate::helpers::spawn_app(name, $crate::helpers::Stack::PostgresRedis).await {
-                        super::$case(app).await;
-                    }
-                }
-            )*
-        }
+        $crate::stack_module!(sqlite_redis, SqliteRedis, $($case),*);
+        $crate::stack_module!(postgres_redis, PostgresRedis, $($case),*);
     };
 }
