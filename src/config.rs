@@ -49,6 +49,10 @@ pub struct Config {
     pub cookie_secure: bool,
     /// Largest WebSocket message accepted (`TETHER_WS_MAX_MESSAGE_BYTES`).
     pub ws_max_message_bytes: usize,
+    /// How often the server pings each socket (`TETHER_WS_HEARTBEAT_SECS`).
+    pub ws_heartbeat: Duration,
+    /// A socket silent this long is closed (`TETHER_WS_CLIENT_TIMEOUT_SECS`).
+    pub ws_client_timeout: Duration,
     /// Name of the admin created when the user store is empty (`TETHER_ADMIN_USERNAME`).
     pub admin_username: String,
     /// Its password (`TETHER_ADMIN_PASSWORD`); `None` = random, printed once.
@@ -180,6 +184,14 @@ impl Config {
         };
         let ws_max_message_bytes =
             number(&get, "TETHER_WS_MAX_MESSAGE_BYTES", 65536, 128, 16 << 20)?;
+        let ws_heartbeat = secs(&get, "TETHER_WS_HEARTBEAT_SECS", 15)?;
+        let ws_client_timeout = secs(&get, "TETHER_WS_CLIENT_TIMEOUT_SECS", 45)?;
+        if ws_client_timeout <= ws_heartbeat {
+            return Err(invalid(
+                "TETHER_WS_CLIENT_TIMEOUT_SECS",
+                "must be longer than TETHER_WS_HEARTBEAT_SECS",
+            ));
+        }
         let admin_username = get("TETHER_ADMIN_USERNAME").unwrap_or_else(|| "admin".into());
         crate::domain::Username::parse(&admin_username)
             .map_err(|e| invalid("TETHER_ADMIN_USERNAME", e.0))?;
@@ -206,6 +218,8 @@ impl Config {
             session_absolute,
             cookie_secure,
             ws_max_message_bytes,
+            ws_heartbeat,
+            ws_client_timeout,
             admin_username,
             admin_password,
             web_dir,
@@ -292,6 +306,8 @@ mod tests {
         assert_eq!(c.session_idle, Duration::from_secs(1800));
         assert_eq!(c.session_absolute, Duration::from_secs(28800));
         assert_eq!(c.ws_max_message_bytes, 65536);
+        assert_eq!(c.ws_heartbeat, Duration::from_secs(15));
+        assert_eq!(c.ws_client_timeout, Duration::from_secs(45));
         assert_eq!(
             c.effective_allowed_origins(8080),
             vec!["http://localhost:8080", "http://127.0.0.1:8080"]
@@ -319,6 +335,7 @@ mod tests {
             ("TETHER_WS_MAX_MESSAGE_BYTES", "12"),
             ("TETHER_ALLOWED_ORIGINS", "example.com"),
             ("TETHER_ADMIN_PASSWORD", "short"),
+            ("TETHER_WS_CLIENT_TIMEOUT_SECS", "10"),
         ] {
             let err = config(&[(var, value)]).expect_err(var);
             assert_eq!(err.var, var);

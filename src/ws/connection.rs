@@ -13,7 +13,7 @@ use super::{
     dispatch::Ctx,
     hub::Registration,
     protocol::{ClientFrame, ErrorCode, Reply, ServerEvent, SessionJson, UserJson},
-    CLIENT_TIMEOUT, CLOSE_SESSION_REVOKED, HEARTBEAT_INTERVAL, TOUCH_INTERVAL,
+    CLOSE_SESSION_REVOKED, TOUCH_INTERVAL,
 };
 use crate::{
     auth::{routes::SessionView, CurrentSession, UserAccess},
@@ -105,7 +105,8 @@ impl Connection {
     }
 
     async fn event_loop(&mut self) -> Result<(), Exit> {
-        let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+        let client_timeout = self.state.config.ws_client_timeout;
+        let mut heartbeat = tokio::time::interval(self.state.config.ws_heartbeat);
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
         let mut last_touch = Instant::now();
@@ -146,7 +147,7 @@ impl Connection {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    if last_heard.elapsed() > CLIENT_TIMEOUT {
+                    if last_heard.elapsed() > client_timeout {
                         return Err(close(CloseCode::Away, "heartbeat timeout"));
                     }
                     self.ws.ping(b"").await.map_err(|_| Exit::Gone)?;

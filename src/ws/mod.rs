@@ -16,10 +16,6 @@ pub use hub::Hub;
 
 use std::time::Duration;
 
-/// How often the server pings.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
-/// A socket silent this long is closed.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
 /// Socket activity refreshes the session's idle deadline at most this often
 /// (or a quarter of the idle timeout, if that is shorter).
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(5);

@@ -189,3 +189,49 @@ async fn bad_input_gets_a_clear_message_and_a_nonzero_exit(app: TestApp) {
     let list = tether(&app, &["users", "list"], "").await;
     assert!(!list.stdout.contains(" x ") && !list.stdout.contains("mo "));
 }
+
+fn run_plain(env: &[(&str, &str)], args: &[&str]) -> Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tether");
+    Output {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn an_invalid_setting_stops_start_up_naming_the_variable() {
+    for (var, value) in [
+        ("TETHER_BIND", "not-an-address"),
+        ("DATABASE_URL", "mysql://db/x"),
+        ("TETHER_SESSION_IDLE_SECS", "soon"),
+    ] {
+        let out = run_plain(&[(var, value)], &["serve"]);
+        assert!(!out.ok, "{var}");
+        assert!(out.stderr.contains(var), "{var}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn migrate_prepares_a_fresh_database_and_is_idempotent() {
+    let db = crate::test_db::TestDb::sqlite();
+    for _ in 0..2 {
+        let out = run_plain(&[("DATABASE_URL", db.url.as_str())], &["migrate"]);
+        assert!(out.ok, "{}", out.stderr);
+        assert!(out.stdout.contains("up to date"));
+    }
+    let list = run_plain(&[("DATABASE_URL", db.url.as_str())], &["users", "list"]);
+    assert!(list.ok, "{}", list.stderr);
+    assert_eq!(
+        list.stdout.lines().count(),
+        1,
+        "only the header: migrate creates no user"
+    );
+}

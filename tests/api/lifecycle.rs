@@ -247,3 +247,31 @@ async fn an_active_socket_outlives_the_idle_timeout_but_closes_at_the_absolute_d
         );
     }
 }
+
+const FAST_HEARTBEAT: &[(&str, &str)] = &[
+    ("TETHER_WS_HEARTBEAT_SECS", "1"),
+    ("TETHER_WS_CLIENT_TIMEOUT_SECS", "2"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heartbeat_keeps_answering_clients_and_drops_silent_ones() {
+    let test = "lifecycle::the_heartbeat_keeps_answering_clients_and_drops_silent_ones";
+    let Some(app) = spawn_app_with(test, Stack::SqliteInProcess, FAST_HEARTBEAT).await else {
+        return;
+    };
+    let browser = app.login_admin().await;
+    let mut answering = browser.socket(&app).await;
+    let mut silent = browser.socket(&app).await;
+
+    // The client library answers pings while it is being read; nothing else arrives.
+    let quiet = tokio::time::timeout(Duration::from_millis(3500), answering.next()).await;
+    assert!(
+        quiet.is_err(),
+        "an answering client gets no frame: {quiet:?}"
+    );
+    assert!(answering.request("ping", serde_json::json!({})).await.ok);
+
+    // Not read for 3.5 s, this one answered no ping.
+    let (code, _) = silent.closed().await;
+    assert_eq!(code, Some(1001));
+}
