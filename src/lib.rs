@@ -2,6 +2,7 @@
 //! the login session. The binary (`main.rs`) and the integration tests both
 //! start the server through [`startup::Application`].
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -256,6 +256,7 @@ fn http_server(
             .app_data(error::query_config())
             .configure(health::configure)
             .configure(auth::routes::configure)
+            .configure(crate::admin::configure)
             .configure(messages::configure)
             .configure(ws::route::configure);
         // The browser app: static files, registered last so the API wins.

@@ -120,6 +120,23 @@ impl Sessions {
         Ok(sids.len())
     }
 
+    /// Ends every session of a user except `keep` (the caller's own, when a
+    /// user changes their password or signs out everywhere else).
+    pub async fn revoke_user_except(
+        &self,
+        user_id: Uuid,
+        keep: Option<&str>,
+        reason: EndReason,
+    ) -> Result<usize, StoreError> {
+        let mut ended = 0;
+        for (sid, _) in self.list_user_sessions(user_id).await? {
+            if Some(sid.as_str()) != keep && self.revoke(&sid, reason).await? {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
     pub async fn list_user_sessions(
         &self,
         user_id: Uuid,
