@@ -1,5 +1,178 @@
-//! `/api/admin/users…` (needs `admin:users`). Being written.
+//! `/api/admin/users…` (needs `admin:users`): list, create, set roles,
+//! enable/disable and set a user's password, over the service functions in
+//! `auth::users` that the CLI uses too.
+//!
+//! Not a `web::scope`: a scope would swallow `/api/admin/users/{id}/sessions`,
+//! which `admin::sessions` registers after this module.
 
-use actix_web::web;
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-pub fn configure(_cfg: &mut web::ServiceConfig) {}
+use crate::{
+    auth::{extractors::perm, users, Authorized},
+    db::UserRecord,
+    domain::{ParseError, Password, PermissionSet, RoleName, Username},
+    error::ApiError,
+    startup::AppState,
+};
+
+type Admin = Authorized<perm::AdminUsers>;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/admin/users")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(web::resource("/api/admin/users/{id}").route(web::patch().to(set_disabled)))
+    .service(web::resource("/api/admin/users/{id}/roles").route(web::put().to(set_roles)))
+    .service(web::resource("/api/admin/users/{id}/password").route(web::put().to(set_password)));
+}
+
+/// A user as the admin API shows it: the public `USER` plus account state.
+#[derive(Serialize)]
+struct AdminUserView {
+    id: Uuid,
+    username: String,
+    roles: Vec<String>,
+    permissions: PermissionSet,
+    disabled: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<UserRecord> for AdminUserView {
+    fn from(u: UserRecord) -> Self {
+        Self {
+            id: u.id,
+            username: u.username,
+            roles: u.roles,
+            permissions: u.permissions,
+            disabled: u.disabled,
+            created_at: rfc3339(u.created_at),
+            updated_at: rfc3339(u.updated_at),
+        }
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn user_json(user: UserRecord) -> serde_json::Value {
+    serde_json::json!({ "user": AdminUserView::from(user) })
+}
+
+fn bad_request(e: ParseError) -> ApiError {
+    ApiError::BadRequest(e.0)
+}
+
+/// The `{id}` path segment. Not a UUID names no user: 404, like an unknown one.
+fn user_id(path: &web::Path<String>) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(path.as_str()).map_err(|_| ApiError::NotFound)
+}
+
+fn parse_roles(raw: &[String]) -> Result<Vec<RoleName>, ApiError> {
+    raw.iter()
+        .map(|r| RoleName::parse(r).map_err(bad_request))
+        .collect()
+}
+
+async fn list(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let users: Vec<AdminUserView> = state
+        .db
+        .list_users()
+        .await?
+        .into_iter()
+        .map(AdminUserView::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "users": users })))
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    username: String,
+    password: String,
+    roles: Vec<String>,
+}
+
+async fn create(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let CreateBody {
+        username,
+        password,
+        roles,
+    } = body.into_inner();
+    let username = Username::parse(&username).map_err(bad_request)?;
+    let password = Password::parse_new(password).map_err(bad_request)?;
+    let roles = parse_roles(&roles)?;
+    let user = users::create_user(&state.db, &state.hasher, &username, password, &roles).await?;
+    Ok(HttpResponse::Created().json(user_json(user)))
+}
+
+#[derive(Deserialize)]
+struct RolesBody {
+    roles: Vec<String>,
+}
+
+async fn set_roles(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<RolesBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&path)?;
+    let roles = parse_roles(&body.roles)?;
+    let user = users::set_roles_by_id(&state.db, &state.sessions, id, &roles).await?;
+    Ok(HttpResponse::Ok().json(user_json(user)))
+}
+
+/// Only `disabled` can be patched; anything else is refused rather than ignored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    disabled: bool,
+}
+
+async fn set_disabled(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<PatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&path)?;
+    // An admin locking themselves out could leave nobody able to undo it.
+    if body.disabled && id == admin.user.access.id {
+        return Err(ApiError::BadRequest(
+            "you cannot disable your own account".into(),
+        ));
+    }
+    let user = users::set_disabled(&state.db, &state.sessions, id, body.disabled).await?;
+    Ok(HttpResponse::Ok().json(user_json(user)))
+}
+
+#[derive(Deserialize)]
+struct PasswordBody {
+    password: String,
+}
+
+async fn set_password(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<PasswordBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&path)?;
+    let password = Password::parse_new(body.into_inner().password).map_err(bad_request)?;
+    // An admin setting their own password stays signed in on this session.
+    let own = &admin.user.session;
+    let keep = (own.user_id == id).then_some(own.sid.as_str());
+    let (db, sessions, hasher) = (&state.db, &state.sessions, &state.hasher);
+    users::set_password(db, sessions, hasher, id, password, keep).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

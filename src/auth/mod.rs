@@ -6,6 +6,7 @@
 pub mod access;
 pub mod extractors;
 pub mod password;
+pub mod password_routes;
 pub mod routes;
 pub mod users;
 

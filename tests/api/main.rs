@@ -7,6 +7,7 @@ mod services;
 mod test_db;
 mod test_redis;
 
+mod admin_users;
 mod auth;
 mod cli;
 mod cluster;
