@@ -96,7 +96,7 @@ impl Sessions {
 
     /// Ends a session: deletes it, then tells every socket of it, everywhere.
     pub async fn revoke(&self, sid: &str, reason: EndReason) -> Result<bool, StoreError> {
-        let existed = dispatch!(self, b => b.delete(sid))?;
+        let existed = dispatch!(self, b => b.delete(sid, reason.as_str()))?;
         self.bus
             .publish(Event::SessionEnded {
                 sid: sid.to_owned(),
@@ -108,7 +108,7 @@ impl Sessions {
 
     /// Ends every session of a user (disabled, password changed, admin).
     pub async fn revoke_user(&self, user_id: Uuid, reason: EndReason) -> Result<usize, StoreError> {
-        let sids = dispatch!(self, b => b.delete_user_sessions(user_id))?;
+        let sids = dispatch!(self, b => b.delete_user_sessions(user_id, reason.as_str()))?;
         for sid in &sids {
             self.bus
                 .publish(Event::SessionEnded {

@@ -113,6 +113,8 @@ impl actix_session::storage::SessionStore for SessionStore {
             state,
             created_at_ms: now,
             absolute_deadline_ms: now + self.sessions.absolute.as_millis() as i64,
+            client_ip: None,
+            user_agent: None,
         };
         let ttl = ttl_ms(ttl);
         on_backend!(self, b => b.create(&sid, new, ttl, now))
@@ -150,7 +152,8 @@ impl actix_session::storage::SessionStore for SessionStore {
     /// Called on logout (purge) and when login renews the session key.
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
         let sid = public_id(session_key.as_ref());
-        let existed = on_backend!(self, b => b.delete(&sid)).map_err(store_error)?;
+        let existed = on_backend!(self, b => b.delete(&sid, EndReason::Logout.as_str()))
+            .map_err(store_error)?;
         if existed {
             self.sessions
                 .bus

@@ -3,7 +3,16 @@
 
 use std::time::Duration;
 
+use tokio::sync::RwLock;
+
 use crate::services;
+
+/// Server-wide settings (`CONFIG SET`) are shared by every test on this
+/// Redis. A test that changes one holds this for writing and restores the
+/// value before letting go ([`TestRedis::restore_config_on_drop`]); a test
+/// that relies on one (keyspace notifications reaching an app) holds it for
+/// reading, so the setting cannot change under it.
+pub static SERVER_CONFIG: RwLock<()> = RwLock::const_new(());
 
 /// Keys under `prefix` on the Redis at `url` belong to one test; every one of
 /// them is deleted when this value is dropped (even if the test panics).
@@ -51,6 +60,36 @@ impl TestRedis {
             .expect("DEL in the test Redis");
     }
 
+    /// A server setting's current value (`CONFIG GET`).
+    pub fn config_get(&self, name: &str) -> String {
+        let reply: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(name)
+            .query(&mut self.raw_connection())
+            .expect("CONFIG GET in the test Redis");
+        reply.get(1).cloned().unwrap_or_default()
+    }
+
+    /// Sets a server setting (`CONFIG SET`); hold [`SERVER_CONFIG`] for writing.
+    pub fn config_set(&self, name: &str, value: &str) {
+        let () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query(&mut self.raw_connection())
+            .expect("CONFIG SET in the test Redis");
+    }
+
+    /// Puts the setting back to its current value when the guard is dropped,
+    /// even if the test panics. Drop it before the [`SERVER_CONFIG`] guard.
+    pub fn restore_config_on_drop(&self, name: &str) -> ConfigRestore {
+        ConfigRestore {
+            url: self.url.clone(),
+            name: name.to_owned(),
+            value: self.config_get(name),
+        }
+    }
+
     fn sweep(&self) -> redis::RedisResult<()> {
         let mut connection = redis::Client::open(self.url.as_str())?
             .get_connection_with_timeout(Duration::from_secs(2))?;
@@ -91,4 +130,27 @@ fn ping(url: &str) -> Result<(), String> {
         .query::<String>(&mut connection)
         .map(drop)
         .map_err(|e| e.to_string())
+}
+
+/// Restores one server setting when dropped (see [`TestRedis::restore_config_on_drop`]).
+pub struct ConfigRestore {
+    url: String,
+    name: String,
+    value: String,
+}
+
+impl Drop for ConfigRestore {
+    fn drop(&mut self) {
+        let restored = redis::Client::open(self.url.as_str()).and_then(|client| {
+            let mut connection = client.get_connection_with_timeout(Duration::from_secs(2))?;
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg(&self.name)
+                .arg(&self.value)
+                .query::<()>(&mut connection)
+        });
+        if let Err(e) = restored {
+            eprintln!("could not restore Redis setting {}: {e}", self.name);
+        }
+    }
 }

@@ -6,6 +6,14 @@
 //! Expiry is a timestamp check on every access, plus a sweep of all expired
 //! entries every [`PURGE_EVERY_CREATES`] creations so abandoned sessions do
 //! not pile up in a long-running process.
+//!
+//! The map of sessions is itself the index of all sessions; the per-user
+//! index, tombstones ([`tombstones`]) and the socket census ([`census`])
+//! mirror their Redis keys. Tombstones expire on the monotonic clock, since
+//! deletes carry no `now_ms`.
+
+mod census;
+mod tombstones;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -14,7 +22,10 @@ use std::{
 
 use uuid::Uuid;
 
-use super::{NewSession, SessionBackend, SessionState, StoreError, StoredSession};
+use self::{census::Census, tombstones::Tombstones};
+use super::{
+    client_field, NewSession, SessionBackend, SessionPage, SessionState, StoreError, StoredSession,
+};
 
 /// How many creations between two sweeps of expired sessions. A sweep walks
 /// every entry, so this keeps its cost amortized to O(1) per creation.
@@ -25,6 +36,7 @@ pub const PURGE_EVERY_CREATES: u64 = 256;
 #[derive(Clone, Default)]
 pub struct MemoryBackend {
     sessions: Arc<Mutex<Sessions>>,
+    census: Arc<Mutex<Census>>,
 }
 
 impl MemoryBackend {
@@ -44,13 +56,20 @@ impl MemoryBackend {
         // that matters more than losing every session, so keep serving.
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn census(&self) -> MutexGuard<'_, Census> {
+        // The census is rebuilt by every instance's next record: keep serving.
+        self.census.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
-/// The sessions by sid, and the per-user index over them.
+/// The sessions by sid, the per-user index over them, and the tombstones of
+/// deleted ones (under one lock, so a delete and its tombstone are atomic).
 #[derive(Default)]
 struct Sessions {
     by_sid: HashMap<String, StoredSession>,
     by_user: HashMap<Uuid, HashSet<String>>,
+    tombstones: Tombstones,
     creates_since_purge: u64,
 }
 
@@ -104,6 +123,7 @@ impl Sessions {
         }
         let session = self.by_sid.get_mut(sid)?;
         session.expires_at_ms = expires_at_ms;
+        session.last_seen_ms = now_ms;
         Some(session)
     }
 
@@ -155,6 +175,9 @@ impl SessionBackend for MemoryBackend {
             created_at_ms: new.created_at_ms,
             absolute_deadline_ms: new.absolute_deadline_ms,
             expires_at_ms,
+            last_seen_ms: now_ms,
+            client_ip: client_field(new.client_ip),
+            user_agent: client_field(new.user_agent),
         };
         sessions.insert(sid, session);
         Ok(())
@@ -193,10 +216,15 @@ impl SessionBackend for MemoryBackend {
             .map(|s| s.expires_at_ms))
     }
 
-    /// `true` if the entry was present, even if it had expired but not yet
-    /// been swept (there is no `now_ms` here to tell).
-    async fn delete(&self, sid: &str) -> Result<bool, StoreError> {
-        Ok(self.lock().remove(sid).is_some())
+    /// `true` (and a tombstone) if the entry was present, even if it had
+    /// expired but not yet been swept (there is no `now_ms` here to tell).
+    async fn delete(&self, sid: &str, reason: &str) -> Result<bool, StoreError> {
+        let mut sessions = self.lock();
+        let existed = sessions.remove(sid).is_some();
+        if existed {
+            sessions.tombstones.insert(sid, reason);
+        }
+        Ok(existed)
     }
 
     async fn list_user_sessions(
@@ -221,7 +249,11 @@ impl SessionBackend for MemoryBackend {
         Ok(live)
     }
 
-    async fn delete_user_sessions(&self, user_id: Uuid) -> Result<Vec<String>, StoreError> {
+    async fn delete_user_sessions(
+        &self,
+        user_id: Uuid,
+        reason: &str,
+    ) -> Result<Vec<String>, StoreError> {
         let mut sessions = self.lock();
         let sids = sessions.by_user.remove(&user_id).unwrap_or_default();
         let mut deleted: Vec<String> = sids
@@ -229,7 +261,80 @@ impl SessionBackend for MemoryBackend {
             .filter(|sid| sessions.by_sid.remove(sid).is_some())
             .collect();
         deleted.sort();
+        for sid in &deleted {
+            sessions.tombstones.insert(sid, reason);
+        }
         Ok(deleted)
+    }
+
+    async fn list_sessions(
+        &self,
+        user_id: Option<Uuid>,
+        offset: usize,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<SessionPage, StoreError> {
+        let mut sessions = self.lock();
+        let candidates: Vec<String> = match user_id {
+            Some(user_id) => sessions
+                .by_user
+                .get(&user_id)
+                .map(|sids| sids.iter().cloned().collect())
+                .unwrap_or_default(),
+            None => sessions.by_sid.keys().cloned().collect(),
+        };
+        // `live` drops expired sessions, and their index entries with them.
+        let mut live: Vec<(i64, String)> = candidates
+            .into_iter()
+            .filter_map(|sid| {
+                let deadline = sessions.live(&sid, now_ms)?.absolute_deadline_ms;
+                Some((deadline, sid))
+            })
+            .collect();
+        // Latest deadline first, ties by sid descending, as Redis's ZREVRANGE.
+        live.sort_unstable_by(|a, b| b.cmp(a));
+        let page = live
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .filter_map(|(_, sid)| Some((sid.clone(), sessions.by_sid.get(sid)?.clone())))
+            .collect();
+        Ok(SessionPage {
+            total: live.len(),
+            sessions: page,
+        })
+    }
+
+    async fn ended_reason(&self, sid: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().tombstones.reason(sid))
+    }
+
+    async fn existing(&self, sids: &[String], now_ms: i64) -> Result<Vec<bool>, StoreError> {
+        let mut sessions = self.lock();
+        Ok(sids
+            .iter()
+            .map(|sid| sessions.live(sid, now_ms).is_some())
+            .collect())
+    }
+
+    async fn record_sockets(
+        &self,
+        instance: &str,
+        counts: &HashMap<String, usize>,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.census().record(instance, counts, ttl_ms, now_ms);
+        Ok(())
+    }
+
+    async fn socket_counts(
+        &self,
+        sids: &[String],
+        now_ms: i64,
+        stale_after_ms: i64,
+    ) -> Result<HashMap<String, usize>, StoreError> {
+        Ok(self.census().counts(sids, now_ms, stale_after_ms))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -7,12 +7,16 @@
 //!
 //! | Key | Type | Contents | Expiry |
 //! |-----|------|----------|--------|
-//! | `{prefix}session:{sid}` | HASH | `state`: JSON object of the session state map; `uid`: user UUID, empty when anonymous; `created`; `abs`: absolute deadline; `seen`: last activity | `PEXPIRE` min(idle TTL, `abs` − now), renewed on activity |
+//! | `{prefix}session:{sid}` | HASH | `state`: JSON object of the session state map; `uid`: user UUID, empty when anonymous; `created`; `abs`: absolute deadline; `seen`: last activity; `ip`: client IP, `ua`: user agent (each ≤ 256 characters, empty when unknown) | `PEXPIRE` min(idle TTL, `abs` − now), renewed on activity |
+//! | `{prefix}sessions` | ZSET | every sid, scored by absolute deadline | `PEXPIRE` latest deadline − now |
 //! | `{prefix}user:{uid}:sessions` | ZSET | the user's sids, scored by absolute deadline | `PEXPIRE` latest deadline − now |
+//! | `{prefix}ended:{sid}` | STRING | why a deleted session ended (`logout`, `admin`, …) | 60 s |
+//! | `{prefix}census:{instance}` | HASH | sid → sockets that instance has open for it | `PEXPIRE` census TTL, replaced on every record |
+//! | `{prefix}instances` | ZSET | instance ids, scored by when each last recorded its census | `PEXPIRE` census TTL, renewed on every record |
 //!
-//! The user index lets a user's sessions be listed and revoked without
-//! `SCAN`. Members past their deadline are pruned on create and on list,
-//! and members whose session is gone are dropped on list.
+//! The indexes let sessions be listed, paged and revoked without `SCAN`.
+//! Members past their deadline are pruned on create and on list, and members
+//! whose session is gone are dropped on list.
 //!
 //! # Guarantees
 //!
@@ -26,13 +30,24 @@
 //! deadline: a stalled Redis makes requests fail with
 //! [`StoreError::Unavailable`] rather than hang.
 
+mod census;
+mod keyspace;
+mod listing;
+mod record;
+
 use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 use anyhow::anyhow;
-use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig, RedisResult, Script, Value};
+use redis::{
+    aio::ConnectionManager, aio::ConnectionManagerConfig, RedisError, RedisResult, Script, Value,
+};
 use uuid::Uuid;
 
-use super::{NewSession, SessionBackend, SessionState, StoreError, StoredSession};
+use self::record::{encode_state, parse_session};
+use super::{
+    client_field, NewSession, SessionBackend, SessionPage, SessionState, StoreError, StoredSession,
+    TOMBSTONE_TTL_MS,
+};
 
 /// How long one attempt to open a connection may take.
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
@@ -43,6 +58,9 @@ pub const OPERATION_DEADLINE: Duration = Duration::from_secs(3);
 /// Reconnection attempts before a command fails; kept low because a request
 /// waiting on a dead Redis should fail fast, not retry for long.
 const RECONNECT_RETRIES: usize = 2;
+/// The most keys one pipeline reads, so a sweep over every socket's session
+/// neither builds one huge reply nor blocks Redis for long.
+pub const READ_BATCH: usize = 1000;
 
 /// Sessions in Redis under `{prefix}session:{sid}` (see the module docs).
 /// Cheap to clone: clones share one auto-reconnecting connection.
@@ -50,6 +68,7 @@ const RECONNECT_RETRIES: usize = 2;
 pub struct RedisBackend {
     connection: ConnectionManager,
     prefix: Arc<str>,
+    db: i64,
     scripts: Arc<Scripts>,
 }
 
@@ -86,6 +105,7 @@ impl RedisBackend {
         let client = redis::Client::open(url).map_err(|e| {
             StoreError::Unavailable(anyhow::Error::new(e).context("invalid Redis URL"))
         })?;
+        let db = client.get_connection_info().redis_settings().db();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -99,20 +119,51 @@ impl RedisBackend {
         let backend = RedisBackend {
             connection,
             prefix: prefix.into(),
+            db,
             scripts: Arc::new(Scripts::new()),
         };
         backend.ping().await?;
         Ok(backend)
     }
 
+    /// The database number the URL selects (`redis://host/2` → 2), which
+    /// names the keyspace notification channels (`__keyevent@2__:del`).
+    pub fn db_index(&self) -> i64 {
+        self.db
+    }
+
     /// The key of a session's hash.
     pub fn session_key(&self, sid: &str) -> String {
-        format!("{}session:{sid}", self.prefix)
+        format!("{}{sid}", self.session_key_prefix())
+    }
+
+    /// What every session key starts with: `{prefix}session:`.
+    pub fn session_key_prefix(&self) -> String {
+        format!("{}session:", self.prefix)
+    }
+
+    /// The sid of a session key (as a keyspace notification names it);
+    /// `None` for any other key.
+    pub fn sid_from_key(&self, key: &str) -> Option<String> {
+        let sid = key
+            .strip_prefix(self.prefix.as_ref())?
+            .strip_prefix("session:")?;
+        (!sid.is_empty()).then(|| sid.to_owned())
     }
 
     /// The key of a user's session index.
     pub fn user_index_key(&self, user_id: Uuid) -> String {
         format!("{}user:{user_id}:sessions", self.prefix)
+    }
+
+    /// The key of the index of every session.
+    pub fn sessions_index_key(&self) -> String {
+        format!("{}sessions", self.prefix)
+    }
+
+    /// The key of a deleted session's tombstone.
+    pub fn ended_key(&self, sid: &str) -> String {
+        format!("{}ended:{sid}", self.prefix)
     }
 
     /// Runs `refresh.lua`: renews the TTL, and replaces the state if given.
@@ -183,6 +234,7 @@ impl SessionBackend for RedisBackend {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut invocation = self.scripts.create.key(self.session_key(sid));
+        invocation.key(self.sessions_index_key());
         if let Some(user_id) = new.user_id {
             invocation.key(self.user_index_key(user_id));
         }
@@ -193,7 +245,9 @@ impl SessionBackend for RedisBackend {
             .arg(new.absolute_deadline_ms)
             .arg(now_ms)
             .arg(idle_ttl_ms)
-            .arg(sid);
+            .arg(sid)
+            .arg(client_field(new.client_ip).unwrap_or_default())
+            .arg(client_field(new.user_agent).unwrap_or_default());
         let mut connection = self.connection.clone();
         let _stored: i64 =
             with_deadline("create session", invocation.invoke_async(&mut connection)).await?;
@@ -225,9 +279,15 @@ impl SessionBackend for RedisBackend {
         self.refresh(sid, None, idle_ttl_ms, now_ms).await
     }
 
-    async fn delete(&self, sid: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, sid: &str, reason: &str) -> Result<bool, StoreError> {
         let mut invocation = self.scripts.delete.key(self.session_key(sid));
-        invocation.arg(&*self.prefix).arg(sid);
+        invocation
+            .key(self.sessions_index_key())
+            .key(self.ended_key(sid))
+            .arg(&*self.prefix)
+            .arg(sid)
+            .arg(reason)
+            .arg(TOMBSTONE_TTL_MS);
         let mut connection = self.connection.clone();
         let existed: i64 =
             with_deadline("delete session", invocation.invoke_async(&mut connection)).await?;
@@ -239,49 +299,67 @@ impl SessionBackend for RedisBackend {
         user_id: Uuid,
         now_ms: i64,
     ) -> Result<Vec<(String, StoredSession)>, StoreError> {
-        let index = self.user_index_key(user_id);
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("ZREMRANGEBYSCORE")
-            .arg(&index)
-            .arg("-inf")
-            .arg(now_ms)
-            .ignore()
-            .cmd("ZRANGE")
-            .arg(&index)
-            .arg(0)
-            .arg(-1);
-        let mut connection = self.connection.clone();
-        let (sids,): (Vec<String>,) =
-            with_deadline("read user index", pipe.query_async(&mut connection)).await?;
-
-        let sessions = self.fetch(&sids, now_ms).await?;
-        let mut live = Vec::with_capacity(sids.len());
-        let mut stale = Vec::new();
-        for (sid, session) in sids.into_iter().zip(sessions) {
-            match session {
-                Some(session) if session.user_id == Some(user_id) => live.push((sid, session)),
-                _ => stale.push(sid),
-            }
-        }
-        if !stale.is_empty() {
-            let mut zrem = redis::cmd("ZREM");
-            zrem.arg(&index).arg(&stale);
-            let _removed: i64 =
-                with_deadline("prune user index", zrem.query_async(&mut connection)).await?;
-        }
-        Ok(live)
+        listing::list_user_sessions(self, user_id, now_ms).await
     }
 
-    async fn delete_user_sessions(&self, user_id: Uuid) -> Result<Vec<String>, StoreError> {
+    async fn delete_user_sessions(
+        &self,
+        user_id: Uuid,
+        reason: &str,
+    ) -> Result<Vec<String>, StoreError> {
         let mut invocation = self.scripts.delete_user.key(self.user_index_key(user_id));
-        invocation.arg(&*self.prefix).arg(user_id.to_string());
+        invocation
+            .key(self.sessions_index_key())
+            .arg(&*self.prefix)
+            .arg(user_id.to_string())
+            .arg(reason)
+            .arg(TOMBSTONE_TTL_MS);
         let mut connection = self.connection.clone();
         with_deadline(
             "delete user sessions",
             invocation.invoke_async(&mut connection),
         )
         .await
+    }
+
+    async fn list_sessions(
+        &self,
+        user_id: Option<Uuid>,
+        offset: usize,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<SessionPage, StoreError> {
+        listing::list_sessions(self, user_id, offset, limit, now_ms).await
+    }
+
+    async fn ended_reason(&self, sid: &str) -> Result<Option<String>, StoreError> {
+        let mut get = redis::cmd("GET");
+        get.arg(self.ended_key(sid));
+        let mut connection = self.connection.clone();
+        with_deadline("read tombstone", get.query_async(&mut connection)).await
+    }
+
+    async fn existing(&self, sids: &[String], now_ms: i64) -> Result<Vec<bool>, StoreError> {
+        listing::existing(self, sids, now_ms).await
+    }
+
+    async fn record_sockets(
+        &self,
+        instance: &str,
+        counts: &HashMap<String, usize>,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        census::record_sockets(self, instance, counts, ttl_ms, now_ms).await
+    }
+
+    async fn socket_counts(
+        &self,
+        sids: &[String],
+        now_ms: i64,
+        stale_after_ms: i64,
+    ) -> Result<HashMap<String, usize>, StoreError> {
+        census::socket_counts(self, sids, now_ms, stale_after_ms).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -298,72 +376,26 @@ async fn with_deadline<T>(
     what: &'static str,
     operation: impl Future<Output = RedisResult<T>>,
 ) -> Result<T, StoreError> {
-    match tokio::time::timeout(OPERATION_DEADLINE, operation).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(StoreError::Unavailable(
-            anyhow::Error::new(e).context(format!("Redis: {what}")),
-        )),
-        Err(_elapsed) => Err(StoreError::Unavailable(anyhow!(
-            "Redis: {what}: no answer within {OPERATION_DEADLINE:?}"
-        ))),
-    }
+    deadline(what, operation)
+        .await?
+        .map_err(|e| unavailable(what, e))
 }
 
-fn encode_state(state: &SessionState) -> Result<String, StoreError> {
-    // Serializing a map of strings cannot fail; stay total anyway.
-    serde_json::to_string(state)
-        .map_err(|e| StoreError::Corrupt(format!("session state not serializable: {e}")))
-}
-
-/// Builds a session from its `HGETALL` and `PTTL` replies. Error messages
-/// name fields, never their contents: the state may hold anything.
-fn parse_session(
-    hash: &Value,
-    pttl: &Value,
-    now_ms: i64,
-) -> Result<Option<StoredSession>, StoreError> {
-    let fields: HashMap<String, String> = redis::from_redis_value_ref(hash)
-        .map_err(|_| StoreError::Corrupt("session key is not a hash of strings".into()))?;
-    let pttl_ms: i64 = redis::from_redis_value_ref(pttl)
-        .map_err(|_| StoreError::Corrupt("PTTL reply is not an integer".into()))?;
-    if fields.is_empty() || pttl_ms == -2 {
-        return Ok(None);
-    }
-    let field = |name: &str| {
-        fields
-            .get(name)
-            .ok_or_else(|| StoreError::Corrupt(format!("session hash lacks field `{name}`")))
-    };
-    let millis = |name: &str| {
-        field(name)?.parse::<i64>().map_err(|_| {
-            StoreError::Corrupt(format!("session hash field `{name}` is not an integer"))
+/// Runs one Redis operation under [`OPERATION_DEADLINE`], leaving Redis's
+/// own answer (success or error reply) to the caller.
+async fn deadline<T>(
+    what: &'static str,
+    operation: impl Future<Output = RedisResult<T>>,
+) -> Result<RedisResult<T>, StoreError> {
+    tokio::time::timeout(OPERATION_DEADLINE, operation)
+        .await
+        .map_err(|_elapsed| {
+            StoreError::Unavailable(anyhow!(
+                "Redis: {what}: no answer within {OPERATION_DEADLINE:?}"
+            ))
         })
-    };
-    let absolute_deadline_ms = millis("abs")?;
-    if absolute_deadline_ms <= now_ms {
-        return Ok(None);
-    }
-    let state: SessionState = serde_json::from_str(field("state")?).map_err(|_| {
-        StoreError::Corrupt("session hash field `state` is not a JSON object of strings".into())
-    })?;
-    let user_id =
-        match field("uid")?.as_str() {
-            "" => None,
-            uid => Some(Uuid::parse_str(uid).map_err(|_| {
-                StoreError::Corrupt("session hash field `uid` is not a UUID".into())
-            })?),
-        };
-    // No TTL (-1) cannot come from this store; the deadline still bounds it.
-    let expires_at_ms = if pttl_ms >= 0 {
-        now_ms.saturating_add(pttl_ms).min(absolute_deadline_ms)
-    } else {
-        absolute_deadline_ms
-    };
-    Ok(Some(StoredSession {
-        state,
-        user_id,
-        created_at_ms: millis("created")?,
-        absolute_deadline_ms,
-        expires_at_ms,
-    }))
+}
+
+fn unavailable(what: &'static str, e: RedisError) -> StoreError {
+    StoreError::Unavailable(anyhow::Error::new(e).context(format!("Redis: {what}")))
 }

@@ -1,0 +1,209 @@
+//! What only the Redis store has: a key layout operators rely on (README,
+//! "Redis key layout"), keyspace notifications, and timeouts.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant},
+};
+
+use futures_util::StreamExt as _;
+use tether::sessions::backend::{RedisBackend, SessionBackend, StoreError};
+use uuid::Uuid;
+
+use super::{create, redis_store, IDLE_MS, LIFETIME_MS};
+use crate::test_redis::SERVER_CONFIG;
+
+const KEYSPACE_EVENTS: &str = "notify-keyspace-events";
+
+#[tokio::test]
+async fn redis_store_keys_follow_the_documented_layout() {
+    let name = "session_store::redis_only::redis_store_keys_follow_the_documented_layout";
+    let Some(store) = redis_store(name).await else {
+        return;
+    };
+    let redis = store.redis.as_ref().unwrap();
+    let user = Uuid::new_v4();
+    let sid = create(&store.backend, Some(user), LIFETIME_MS).await;
+    let anonymous_sid = create(&store.backend, None, LIFETIME_MS).await;
+    let ended_sid = create(&store.backend, None, LIFETIME_MS).await;
+    assert!(store.backend.delete(&ended_sid, "admin").await.unwrap());
+    let census = HashMap::from([(sid.clone(), 2)]);
+    store
+        .backend
+        .record_sockets("instance-1", &census, 30_000, super::now_ms())
+        .await
+        .unwrap();
+
+    let p = &redis.prefix;
+    let session_key = format!("{p}session:{sid}");
+    let index_key = format!("{p}user:{user}:sessions");
+    let layout = [
+        (session_key.clone(), "hash"),
+        (format!("{p}session:{anonymous_sid}"), "hash"),
+        (format!("{p}sessions"), "zset"),
+        (index_key.clone(), "zset"),
+        (format!("{p}ended:{ended_sid}"), "string"),
+        (format!("{p}census:instance-1"), "hash"),
+        (format!("{p}instances"), "zset"),
+    ];
+    let mut expected: Vec<String> = layout.iter().map(|(key, _)| key.clone()).collect();
+    expected.sort();
+    assert_eq!(redis.keys(), expected);
+
+    let mut raw = redis.raw_connection();
+    for (key, kind) in &layout {
+        let actual: String = ::redis::cmd("TYPE").arg(key).query(&mut raw).unwrap();
+        assert_eq!(actual, *kind, "type of {key}");
+    }
+    let fields: Vec<String> = ::redis::cmd("HKEYS")
+        .arg(&session_key)
+        .query(&mut raw)
+        .unwrap();
+    let fields: HashSet<&str> = fields.iter().map(String::as_str).collect();
+    assert_eq!(
+        fields,
+        HashSet::from(["state", "uid", "created", "abs", "seen", "ip", "ua"])
+    );
+    let ttl: i64 = ::redis::cmd("PTTL")
+        .arg(&session_key)
+        .query(&mut raw)
+        .unwrap();
+    assert!(ttl > 0 && ttl <= IDLE_MS, "session PTTL {ttl}");
+    for index in [&index_key, &format!("{p}sessions")] {
+        let ttl: i64 = ::redis::cmd("PTTL").arg(index).query(&mut raw).unwrap();
+        assert!(
+            ttl > LIFETIME_MS - 5_000 && ttl <= LIFETIME_MS,
+            "{index} PTTL {ttl}"
+        );
+    }
+    let count: String = ::redis::cmd("HGET")
+        .arg(format!("{p}census:instance-1"))
+        .arg(&sid)
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(count, "2");
+}
+
+#[tokio::test]
+async fn session_keys_name_their_sid_and_database() {
+    let name = "session_store::redis_only::session_keys_name_their_sid_and_database";
+    let Some(store) = redis_store(name).await else {
+        return;
+    };
+    let redis = store.redis.as_ref().unwrap();
+    let backend = &store.backend;
+    assert_eq!(
+        backend.session_key_prefix(),
+        format!("{}session:", redis.prefix)
+    );
+    let sid = super::new_sid();
+    assert_eq!(backend.sid_from_key(&backend.session_key(&sid)), Some(sid));
+    for other in [
+        format!("{}sessions", redis.prefix),
+        format!("{}session:", redis.prefix),
+        format!("{}ended:abc", redis.prefix),
+        "elsewhere:session:abc".to_owned(),
+    ] {
+        assert_eq!(backend.sid_from_key(&other), None, "{other}");
+    }
+    assert_eq!(backend.db_index(), 0);
+    let in_db_5 = RedisBackend::connect(&format!("{}/5", redis.url), &redis.prefix).await;
+    assert_eq!(in_db_5.unwrap().db_index(), 5);
+}
+
+#[tokio::test]
+async fn enable_keyspace_events_adds_e_g_x_and_keeps_existing_flags() {
+    let name =
+        "session_store::redis_only::enable_keyspace_events_adds_e_g_x_and_keeps_existing_flags";
+    let Some(store) = redis_store(name).await else {
+        return;
+    };
+    let redis = store.redis.as_ref().unwrap();
+    let _config = SERVER_CONFIG.write().await;
+    let _restore = redis.restore_config_on_drop(KEYSPACE_EVENTS);
+
+    redis.config_set(KEYSPACE_EVENTS, "Kl");
+    assert!(store.backend.enable_keyspace_events().await.unwrap());
+    let flags = redis.config_get(KEYSPACE_EVENTS);
+    for flag in ['K', 'l', 'E', 'g', 'x'] {
+        assert!(flags.contains(flag), "{flag} missing from {flags:?}");
+    }
+
+    // `A` already covers `g` and `x`.
+    redis.config_set(KEYSPACE_EVENTS, "AK");
+    assert!(store.backend.enable_keyspace_events().await.unwrap());
+    let flags = redis.config_get(KEYSPACE_EVENTS);
+    for flag in ['A', 'K', 'E'] {
+        assert!(flags.contains(flag), "{flag} missing from {flags:?}");
+    }
+}
+
+#[tokio::test]
+async fn after_enabling_keyspace_events_a_raw_del_of_a_session_is_published() {
+    let name =
+        "session_store::redis_only::after_enabling_keyspace_events_a_raw_del_of_a_session_is_published";
+    let Some(store) = redis_store(name).await else {
+        return;
+    };
+    let redis = store.redis.as_ref().unwrap();
+    let _config = SERVER_CONFIG.write().await;
+    let _restore = redis.restore_config_on_drop(KEYSPACE_EVENTS);
+    assert!(store.backend.enable_keyspace_events().await.unwrap());
+
+    let channel = format!("__keyevent@{}__:del", store.backend.db_index());
+    let client = ::redis::Client::open(redis.url.as_str()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(&channel).await.unwrap();
+    let sid = create(&store.backend, None, LIFETIME_MS).await;
+    let key = store.backend.session_key(&sid);
+    redis.delete_key(&key);
+
+    let mut messages = pubsub.on_message();
+    let published = tokio::time::timeout(Duration::from_secs(3), async {
+        // Other tests delete keys too: wait for this one.
+        while let Some(message) = messages.next().await {
+            let deleted: String = message.get_payload().unwrap();
+            if deleted == key {
+                return message.get_channel_name().to_owned();
+            }
+        }
+        panic!("subscription ended");
+    })
+    .await
+    .expect("no del notification within 3 s");
+    assert_eq!(published, channel);
+    assert_eq!(store.backend.sid_from_key(&key), Some(sid));
+}
+
+#[tokio::test]
+async fn unreachable_redis_is_unavailable_promptly() {
+    let started = Instant::now();
+    let result = RedisBackend::connect("redis://127.0.0.1:1", "tether-test:unreachable:").await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "expected Unavailable"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn stalled_redis_is_unavailable_instead_of_hanging() {
+    // Accepts connections (the kernel's backlog does) but never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", silent.local_addr().unwrap());
+    let started = Instant::now();
+    let result = RedisBackend::connect(&url, "tether-test:stalled:").await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "expected Unavailable"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
