@@ -10,6 +10,7 @@ use crate::{
     auth::users,
     config::Config,
     domain::{Password, RoleName, Username},
+    sessions::EndReason,
     startup::{open_sessions, open_user_store},
 };
 
@@ -33,6 +34,28 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// List and end sessions (needs REDIS_URL: the CLI reads the shared store).
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List live sessions, newest first.
+    List {
+        /// Only this user's sessions.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// End one session (by its public id), or every session of a user.
+    Revoke {
+        /// The session's public id, as listed.
+        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        id: Option<String>,
+        /// End every session of this user instead.
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +120,87 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("migrations are up to date");
         }
         Command::Users(cmd) => run_users(cmd, config).await?,
+        Command::Sessions(cmd) => run_sessions(cmd, config).await?,
+    }
+    Ok(())
+}
+
+async fn run_sessions(cmd: SessionsCommand, config: Config) -> anyhow::Result<()> {
+    if config.redis_url.is_none() {
+        anyhow::bail!(
+            "REDIS_URL is unset: sessions live in the server's memory, out of the CLI's reach; \
+             use the admin API (/api/admin/sessions) instead"
+        );
+    }
+    let db = open_user_store(&config).await?;
+    let sessions = open_sessions(&config).await?;
+    let user_id = |name: Option<String>| {
+        let db = db.clone();
+        async move {
+            let Some(name) = name else {
+                return anyhow::Ok(None);
+            };
+            let name = parse_name(&name)?;
+            let user = db
+                .find_user_by_username(&name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no such user: {name}"))?;
+            anyhow::Ok(Some(user.id))
+        }
+    };
+    match cmd {
+        SessionsCommand::List { user } => {
+            let user_id = user_id(user).await?;
+            let names: std::collections::HashMap<_, _> = db
+                .list_users()
+                .await?
+                .into_iter()
+                .map(|u| (u.id, u.username))
+                .collect();
+            println!(
+                "{:<32}  {:<16}  {:<20}  {:<20}  {:<20}  {:<15}  {:>7}  AGENT",
+                "ID", "USER", "CREATED", "LAST SEEN", "EXPIRES", "IP", "SOCKETS"
+            );
+            let mut offset = 0;
+            loop {
+                let (total, page) = sessions.list_page(user_id, offset, 200).await?;
+                for s in &page {
+                    let user = s
+                        .user_id
+                        .and_then(|id| names.get(&id))
+                        .map_or("-", String::as_str);
+                    println!(
+                        "{:<32}  {:<16}  {:<20}  {:<20}  {:<20}  {:<15}  {:>7}  {}",
+                        s.id,
+                        user,
+                        s.created_at,
+                        s.last_seen_at,
+                        s.expires_at,
+                        s.client_ip.as_deref().unwrap_or("-"),
+                        s.sockets,
+                        s.user_agent.as_deref().unwrap_or("-")
+                    );
+                }
+                offset += page.len();
+                if page.is_empty() || offset >= total {
+                    break;
+                }
+            }
+        }
+        SessionsCommand::Revoke { id: Some(id), .. } => {
+            if !sessions.revoke(&id, EndReason::Admin).await? {
+                anyhow::bail!("no such session: {id}");
+            }
+            println!("session {id} ended");
+        }
+        SessionsCommand::Revoke { user, .. } => {
+            let name = user.clone().unwrap_or_default();
+            let Some(user_id) = user_id(user).await? else {
+                anyhow::bail!("give a session id or --user NAME");
+            };
+            let ended = sessions.revoke_user(user_id, EndReason::Admin).await?;
+            println!("{ended} session(s) of {name} ended");
+        }
     }
     Ok(())
 }

@@ -49,6 +49,16 @@ pub struct Config {
     pub cookie_secure: bool,
     /// Largest WebSocket message accepted (`TETHER_WS_MAX_MESSAGE_BYTES`).
     pub ws_max_message_bytes: usize,
+    /// Peers whose `X-Forwarded-For` is believed (`TETHER_TRUSTED_PROXIES`,
+    /// comma list of IPs or CIDR ranges); empty = the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How often each instance re-checks that the sessions of its open sockets
+    /// still exist (`TETHER_SWEEP_SECS`): the safety net under every other
+    /// revocation path.
+    pub sweep_interval: Duration,
+    /// How long before a deadline sockets get `session.expiring`
+    /// (`TETHER_SESSION_EXPIRING_NOTICE_SECS`).
+    pub session_expiring_notice: Duration,
     /// How often the server pings each socket (`TETHER_WS_HEARTBEAT_SECS`).
     pub ws_heartbeat: Duration,
     /// A socket silent this long is closed (`TETHER_WS_CLIENT_TIMEOUT_SECS`).
@@ -184,6 +194,26 @@ impl Config {
         };
         let ws_max_message_bytes =
             number(&get, "TETHER_WS_MAX_MESSAGE_BYTES", 65536, 128, 16 << 20)?;
+        let trusted_proxies = match get("TETHER_TRUSTED_PROXIES") {
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<ipnet::IpNet>()
+                        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            invalid(
+                                "TETHER_TRUSTED_PROXIES",
+                                format!("{s:?} is not an IP or CIDR"),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        let sweep_interval = secs(&get, "TETHER_SWEEP_SECS", 10)?;
+        let session_expiring_notice = secs(&get, "TETHER_SESSION_EXPIRING_NOTICE_SECS", 60)?;
         let ws_heartbeat = secs(&get, "TETHER_WS_HEARTBEAT_SECS", 15)?;
         let ws_client_timeout = secs(&get, "TETHER_WS_CLIENT_TIMEOUT_SECS", 45)?;
         if ws_client_timeout <= ws_heartbeat {
@@ -218,6 +248,9 @@ impl Config {
             session_absolute,
             cookie_secure,
             ws_max_message_bytes,
+            trusted_proxies,
+            sweep_interval,
+            session_expiring_notice,
             ws_heartbeat,
             ws_client_timeout,
             admin_username,
@@ -336,6 +369,7 @@ mod tests {
             ("TETHER_ALLOWED_ORIGINS", "example.com"),
             ("TETHER_ADMIN_PASSWORD", "short"),
             ("TETHER_WS_CLIENT_TIMEOUT_SECS", "10"),
+            ("TETHER_TRUSTED_PROXIES", "10.0.0.0/8, not-an-ip"),
         ] {
             let err = config(&[(var, value)]).expect_err(var);
             assert_eq!(err.var, var);

@@ -22,6 +22,8 @@ pub enum ApiError {
     OriginNotAllowed,
     #[error("Not found")]
     NotFound,
+    #[error("Method not allowed")]
+    MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
     /// A dependency (user store, session store) did not answer: fail closed.
@@ -40,6 +42,7 @@ impl ApiError {
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::Forbidden | ApiError::OriginNotAllowed => "forbidden",
             ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -70,6 +73,7 @@ impl ResponseError for ApiError {
             ApiError::InvalidCredentials | ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -145,4 +149,16 @@ pub fn path_config() -> actix_web::web::PathConfig {
 pub fn query_config() -> actix_web::web::QueryConfig {
     actix_web::web::QueryConfig::default()
         .error_handler(|err, _| ApiError::BadRequest(format!("Invalid query: {err}")).into())
+}
+
+/// actix answers a known path with the wrong method by an empty 405; give it
+/// the same JSON body as every other error.
+pub fn method_not_allowed<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    let (req, _) = res.into_parts();
+    let res = ApiError::MethodNotAllowed.error_response();
+    Ok(actix_web::middleware::ErrorHandlerResponse::Response(
+        actix_web::dev::ServiceResponse::new(req, res).map_into_right_body(),
+    ))
 }

@@ -106,12 +106,19 @@ impl Application {
             .with_context(|| format!("cannot bind {} (TETHER_BIND)", config.bind))?;
         let port = listener.local_addr()?.port();
 
+        if config.redis_url.is_some() && !sessions.enable_keyspace_events().await {
+            log::warn!(
+                "event=keyspace_events_off note=\"raw Redis deletes reach sockets only through the periodic sweep (TETHER_SWEEP_SECS)\""
+            );
+        }
         let access = Arc::new(AccessCache::new(db.clone()));
         let hub = Hub::new();
+        let sweep = ws::sweep::spawn(sessions.clone(), hub.clone(), config.sweep_interval);
         sessions
             .bus
-            .set_sink(event_sink(access.clone(), hub.clone()));
+            .set_sink(event_sink(access.clone(), hub.clone(), sweep));
         sessions.bus.spawn_subscriber();
+        ws::census::spawn(sessions.clone(), hub.clone());
         if db.backend() == crate::db::Backend::Sqlite {
             spawn_user_store_watch(access.clone(), hub.clone());
         }
@@ -156,7 +163,11 @@ impl Application {
 }
 
 /// What this instance does with an event, from here or from another instance.
-fn event_sink(access: Arc<AccessCache>, hub: Arc<Hub>) -> crate::sessions::bus::EventSink {
+fn event_sink(
+    access: Arc<AccessCache>,
+    hub: Arc<Hub>,
+    sweep: Arc<tokio::sync::Notify>,
+) -> crate::sessions::bus::EventSink {
     Arc::new(move |event: &Event| match event {
         Event::SessionEnded { sid, reason } => hub.end_session(sid, *reason),
         Event::UserChanged { user_id } => {
@@ -179,8 +190,11 @@ fn event_sink(access: Arc<AccessCache>, hub: Arc<Hub>) -> crate::sessions::bus::
             hub.broadcast(frame.to_text().into());
         }
         Event::Resync => {
+            // Anything published while we were away is lost: re-read access,
+            // and re-check every open socket's session now.
             access.invalidate_all();
             hub.resync();
+            sweep.notify_one();
         }
     })
 }
@@ -233,6 +247,10 @@ fn http_server(
         let app = App::new()
             // Registration order: identity before session (actix-extras docs);
             // the last `wrap` is the outermost.
+            .wrap(actix_web::middleware::ErrorHandlers::new().handler(
+                actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+                error::method_not_allowed,
+            ))
             .wrap(IdentityMiddleware::default())
             .wrap(sessions)
             .wrap_fn(|req, srv| {
@@ -256,6 +274,8 @@ fn http_server(
             .app_data(error::query_config())
             .configure(health::configure)
             .configure(auth::routes::configure)
+            .configure(auth::password_routes::configure)
+            .configure(crate::sessions::routes::configure)
             .configure(crate::admin::configure)
             .configure(messages::configure)
             .configure(ws::route::configure);

@@ -8,6 +8,8 @@ pub mod users;
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    users::configure(cfg);
+    // Sessions first: `/api/admin/users/{id}/sessions` must not be swallowed
+    // by a `/api/admin/users` scope.
     sessions::configure(cfg);
+    users::configure(cfg);
 }

@@ -1,7 +1,7 @@
 //! Who the caller is and what they may do: password hashing, sign-in/out and
 //! "who am I" routes, the extractors that put the required permission in a
 //! handler's signature, and the user-management service functions shared by
-//! the CLI (and, later, the admin API).
+//! the CLI and the admin API.
 
 pub mod access;
 pub mod extractors;

@@ -6,20 +6,26 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use actix_session::SessionExt as _;
+
 use super::{CurrentSession, CurrentUser};
 use crate::{
     domain::{Password, Username},
     error::ApiError,
+    sessions::{
+        client::{client_ip, user_agent},
+        state_keys,
+    },
     startup::AppState,
 };
 
+/// Plain routes, not a `web::scope("/api/auth")`: a scope answers every path
+/// under its prefix (404 if nothing inside matches), which would hide the
+/// other `/api/auth/…` routes registered by `sessions::routes` and `password_routes`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/auth")
-            .route("/login", web::post().to(login))
-            .route("/logout", web::post().to(logout))
-            .route("/me", web::get().to(me)),
-    );
+    cfg.route("/api/auth/login", web::post().to(login))
+        .route("/api/auth/logout", web::post().to(logout))
+        .route("/api/auth/me", web::get().to(me));
 }
 
 #[derive(Deserialize)]
@@ -45,6 +51,13 @@ async fn login(
         .get(user_id)
         .await?
         .ok_or(ApiError::InvalidCredentials)?;
+    // Recorded with the new session (the store lifts these out of the state).
+    let session = req.get_session();
+    let ip = client_ip(&req, &state.config.trusted_proxies).map(|ip| ip.to_string());
+    session
+        .insert(state_keys::CLIENT_IP, ip)
+        .and_then(|()| session.insert(state_keys::USER_AGENT, user_agent(&req)))
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("session insert: {e}")))?;
     // Identity::login renews the session key: no session fixation.
     Identity::login(&req.extensions(), user_id.to_string())
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("login failed: {e}")))?;

@@ -32,6 +32,19 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    pub const ALL: [EndReason; 6] = [
+        EndReason::Logout,
+        EndReason::Expired,
+        EndReason::Admin,
+        EndReason::PasswordChanged,
+        EndReason::Disabled,
+        EndReason::Deleted,
+    ];
+
+    pub fn parse(raw: &str) -> Option<EndReason> {
+        Self::ALL.into_iter().find(|r| r.as_str() == raw)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EndReason::Logout => "logout",
@@ -83,6 +96,22 @@ struct RedisLink {
 impl RedisLink {
     fn channel(&self) -> String {
         format!("{}events", self.prefix)
+    }
+    /// Redis announces deletions and expiries of keys here once keyspace
+    /// notifications (flags `Egx`) are on; see `RedisBackend::enable_keyspace_events`.
+    fn keyevent_channels(&self) -> [String; 2] {
+        let db = self.client.get_connection_info().redis_settings().db();
+        [
+            format!("__keyevent@{db}__:del"),
+            format!("__keyevent@{db}__:expired"),
+        ]
+    }
+    fn session_key_prefix(&self) -> String {
+        format!("{}session:", self.prefix)
+    }
+    /// Written by the backend's delete scripts: why a session was ended.
+    fn tombstone_key(&self, sid: &str) -> String {
+        format!("{}ended:{sid}", self.prefix)
     }
     fn ack_key(&self, nonce: &str) -> String {
         format!("{}ack:{nonce}", self.prefix)
@@ -142,6 +171,11 @@ impl EventBus {
                 }),
             }),
         })
+    }
+
+    /// This process's id on the bus (also its name in the socket census).
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance
     }
 
     /// Sets what this process does with events. Only the server has a sink;
@@ -251,6 +285,8 @@ impl EventBus {
         let mut pubsub =
             tokio::time::timeout(REDIS_TIMEOUT * 2, link.client.get_async_pubsub()).await??;
         pubsub.subscribe(link.channel()).await?;
+        let keyevents = link.keyevent_channels();
+        pubsub.subscribe(&keyevents).await?;
         log::info!("event=bus_subscribed channel={}", link.channel());
         if !std::mem::take(first) {
             self.apply_locally(&Event::Resync);
@@ -264,6 +300,12 @@ impl EventBus {
                     continue;
                 }
             };
+            let channel = msg.get_channel_name();
+            if keyevents.iter().any(|k| k == channel) {
+                let expired = channel.ends_with(":expired");
+                self.on_key_gone(link, &payload, expired).await;
+                continue;
+            }
             let envelope: Envelope = match serde_json::from_str(&payload) {
                 Ok(env) => env,
                 Err(e) => {
@@ -290,6 +332,29 @@ impl EventBus {
             }
         }
         anyhow::bail!("subscription stream ended")
+    }
+
+    /// A key was deleted or expired in Redis. If it was a session, its sockets
+    /// here must close, whoever deleted it (this server, another one, the CLI,
+    /// or an operator's `redis-cli DEL`). The tombstone says why, if we did it.
+    async fn on_key_gone(&self, link: &RedisLink, key: &str, expired: bool) {
+        let Some(sid) = key.strip_prefix(&link.session_key_prefix()) else {
+            return;
+        };
+        let mut conn = link.conn.clone();
+        let tombstone: Option<String> = conn.get(link.tombstone_key(sid)).await.unwrap_or(None);
+        let reason = tombstone
+            .as_deref()
+            .and_then(EndReason::parse)
+            .unwrap_or(if expired {
+                EndReason::Expired
+            } else {
+                EndReason::Deleted
+            });
+        self.apply_locally(&Event::SessionEnded {
+            sid: sid.to_owned(),
+            reason,
+        });
     }
 }
 

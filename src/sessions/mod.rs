@@ -9,6 +9,8 @@
 
 pub mod backend;
 pub mod bus;
+pub mod client;
+pub mod routes;
 mod store;
 
 use std::time::Duration;
@@ -20,6 +22,7 @@ pub use bus::{EndReason, Event, EventBus};
 pub use store::SessionStore;
 
 use backend::{MemoryBackend, RedisBackend, SessionBackend, StoreError, StoredSession};
+use serde::Serialize;
 
 /// Keys the adapter adds to the state it hands to actix-session on load, so
 /// handlers can read the session's public facts. Never stored.
@@ -31,6 +34,10 @@ pub(crate) mod state_keys {
     pub const PREFIX: &str = "tether.";
     /// Written by actix-identity on login.
     pub const IDENTITY_USER_ID: &str = "actix_identity.user_id";
+    /// Set by the login handler for the store to record with a new session;
+    /// lifted out of the state, never stored in it.
+    pub const CLIENT_IP: &str = "tether-meta.client_ip";
+    pub const USER_AGENT: &str = "tether-meta.user_agent";
 }
 
 /// The public id of the session whose cookie key is `key`.
@@ -151,5 +158,101 @@ impl Sessions {
 
     fn backend(&self) -> &AnyBackend {
         &self.backend
+    }
+}
+
+/// A session as listed to its user, an admin or an operator.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionSummary {
+    pub id: String,
+    pub user_id: Option<Uuid>,
+    pub created_at: String,
+    pub last_seen_at: String,
+    /// When it ends if nothing touches it: min(idle deadline, absolute deadline).
+    pub expires_at: String,
+    pub absolute_expires_at: String,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Open sockets right now, on every instance.
+    pub sockets: usize,
+}
+
+impl Sessions {
+    /// Adds socket counts from the census to stored sessions.
+    async fn summarize(
+        &self,
+        stored: Vec<(String, StoredSession)>,
+    ) -> Result<Vec<SessionSummary>, StoreError> {
+        use crate::auth::routes::rfc3339;
+        let sids: Vec<String> = stored.iter().map(|(sid, _)| sid.clone()).collect();
+        let (now, stale) = (now_ms(), crate::ws::census::STALE_AFTER.as_millis() as i64);
+        let counts = dispatch!(self, b => b.socket_counts(&sids, now, stale))?;
+        Ok(stored
+            .into_iter()
+            .map(|(sid, s)| SessionSummary {
+                sockets: counts.get(&sid).copied().unwrap_or(0),
+                id: sid,
+                user_id: s.user_id,
+                created_at: rfc3339(s.created_at_ms),
+                last_seen_at: rfc3339(s.last_seen_ms),
+                expires_at: rfc3339(s.expires_at_ms),
+                absolute_expires_at: rfc3339(s.absolute_deadline_ms),
+                client_ip: s.client_ip,
+                user_agent: s.user_agent,
+            })
+            .collect())
+    }
+
+    /// A user's live sessions, newest first.
+    pub async fn list_user(&self, user_id: Uuid) -> Result<Vec<SessionSummary>, StoreError> {
+        let mut stored = self.list_user_sessions(user_id).await?;
+        stored.sort_by_key(|(_, s)| std::cmp::Reverse(s.created_at_ms));
+        self.summarize(stored).await
+    }
+
+    /// One page of live sessions (all, or one user's), newest first, and the total.
+    pub async fn list_page(
+        &self,
+        user_id: Option<Uuid>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(usize, Vec<SessionSummary>), StoreError> {
+        let now = now_ms();
+        let page = dispatch!(self, b => b.list_sessions(user_id, offset, limit, now))?;
+        Ok((page.total, self.summarize(page.sessions).await?))
+    }
+
+    /// Which of `sids` still exist (for the sweep).
+    pub async fn existing(&self, sids: &[String]) -> Result<Vec<bool>, StoreError> {
+        let now = now_ms();
+        dispatch!(self, b => b.existing(sids, now))
+    }
+
+    /// Why a recently deleted session ended, if this server (or the CLI) ended it.
+    pub async fn ended_reason(&self, sid: &str) -> Result<Option<EndReason>, StoreError> {
+        let raw = dispatch!(self, b => b.ended_reason(sid))?;
+        Ok(raw.as_deref().and_then(EndReason::parse))
+    }
+
+    /// Publishes this instance's open sockets per session.
+    pub async fn record_census(
+        &self,
+        instance: &str,
+        counts: &std::collections::HashMap<String, usize>,
+    ) -> Result<(), StoreError> {
+        let ttl = (crate::ws::census::STALE_AFTER.as_millis() as i64) * 2;
+        let now = now_ms();
+        dispatch!(self, b => b.record_sockets(instance, counts, ttl, now))
+    }
+
+    /// Redis only: turns keyspace notifications on so raw deletes reach sockets.
+    pub async fn enable_keyspace_events(&self) -> bool {
+        match &self.backend {
+            AnyBackend::Redis(b) => b.enable_keyspace_events().await.unwrap_or_else(|e| {
+                log::warn!("event=keyspace_events_unavailable error={e}");
+                false
+            }),
+            AnyBackend::Memory(_) => false,
+        }
     }
 }

@@ -107,14 +107,19 @@ impl actix_session::storage::SessionStore for SessionStore {
         let key = Alphanumeric.sample_string(&mut rand::rng(), 64);
         let sid = public_id(&key);
         let now = now_ms();
-        let state = without_injected(session_state);
+        let mut state = without_injected(session_state);
+        let mut lift = |key: &str| {
+            let raw = state.remove(key)?;
+            serde_json::from_str::<Option<String>>(&raw).ok().flatten()
+        };
+        let (client_ip, user_agent) = (lift(state_keys::CLIENT_IP), lift(state_keys::USER_AGENT));
         let new = NewSession {
             user_id: user_id_of(&state),
+            client_ip,
+            user_agent,
             state,
             created_at_ms: now,
             absolute_deadline_ms: now + self.sessions.absolute.as_millis() as i64,
-            client_ip: None,
-            user_agent: None,
         };
         let ttl = ttl_ms(ttl);
         on_backend!(self, b => b.create(&sid, new, ttl, now))
@@ -152,15 +157,13 @@ impl actix_session::storage::SessionStore for SessionStore {
     /// Called on logout (purge) and when login renews the session key.
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
         let sid = public_id(session_key.as_ref());
-        let existed = on_backend!(self, b => b.delete(&sid, EndReason::Logout.as_str()))
-            .map_err(store_error)?;
+        let reason = EndReason::Logout;
+        let existed =
+            on_backend!(self, b => b.delete(&sid, reason.as_str())).map_err(store_error)?;
         if existed {
             self.sessions
                 .bus
-                .publish(Event::SessionEnded {
-                    sid,
-                    reason: EndReason::Logout,
-                })
+                .publish(Event::SessionEnded { sid, reason })
                 .await;
         }
         Ok(())

@@ -10,7 +10,8 @@ use futures_util::StreamExt as _;
 use tokio::{sync::mpsc, time::Instant};
 
 use super::{
-    dispatch::Ctx,
+    deadlines::{Deadlines, Due},
+    dispatch::{Ctx, SessionOutcome},
     hub::Registration,
     protocol::{ClientFrame, ErrorCode, Reply, ServerEvent, SessionJson, UserJson},
     CLOSE_SESSION_REVOKED, TOUCH_INTERVAL,
@@ -110,8 +111,12 @@ impl Connection {
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
         let mut last_touch = Instant::now();
-        let absolute = instant_at(self.session.absolute_expires_at_ms);
-        let mut idle = Instant::now() + self.state.sessions.idle;
+        let mut deadlines = Deadlines::new(
+            Instant::now(),
+            self.state.sessions.idle,
+            instant_at(self.session.absolute_expires_at_ms),
+            self.state.config.session_expiring_notice,
+        );
         // Often enough that an active socket never lets a short idle timeout lapse.
         let touch_every = TOUCH_INTERVAL.min(self.state.sessions.idle / 4);
         let socket = self.registration.socket.clone();
@@ -124,9 +129,16 @@ impl Connection {
                         Some(Ok(AggregatedMessage::Text(text))) => {
                             if last_touch.elapsed() >= touch_every {
                                 last_touch = Instant::now();
+                                deadlines.touched(last_touch);
                                 self.touch_session();
                             }
-                            self.on_text(&text).await?;
+                            match self.on_text(&text).await? {
+                                SessionOutcome::Unchanged => {}
+                                SessionOutcome::ExtendedTo(ms) => deadlines.extended_to(instant_at(ms)),
+                                SessionOutcome::Ended => {
+                                    return Err(self.ended(EndReason::Expired).await);
+                                }
+                            }
                         }
                         Some(Ok(AggregatedMessage::Binary(_))) => {
                             let reply = Reply::error(None, ErrorCode::BadRequest, "binary frames are not supported");
@@ -154,7 +166,7 @@ impl Connection {
                 }
                 _ = socket.signal.notified() => {
                     if let Some(reason) = socket.signal.ended() {
-                        return Err(self.revoked(reason).await);
+                        return Err(self.ended(reason).await);
                     }
                     if socket.signal.too_slow() {
                         return Err(close(CloseCode::Again, "too slow to keep up"));
@@ -169,11 +181,8 @@ impl Connection {
                         self.send_text(frame.to_string()).await?;
                     }
                 }
-                _ = tokio::time::sleep_until(idle) => {
-                    idle = self.check_idle().await?;
-                }
-                _ = tokio::time::sleep_until(absolute) => {
-                    return Err(self.revoked(EndReason::Expired).await);
+                _ = tokio::time::sleep_until(deadlines.next().0) => {
+                    self.on_deadline(&mut deadlines).await?;
                 }
             }
         }
@@ -184,12 +193,15 @@ impl Connection {
         self.send_text(text).await
     }
 
-    async fn on_text(&mut self, text: &str) -> Result<(), Exit> {
+    /// Handles one client text frame; reports what the handler learnt about
+    /// the session (only `session.refresh` learns anything).
+    async fn on_text(&mut self, text: &str) -> Result<SessionOutcome, Exit> {
         let frame = match ClientFrame::parse(text) {
             Ok(frame) => frame,
             Err(bad) => {
                 let reply = Reply::error(bad.id, ErrorCode::BadRequest, bad.message);
-                return self.send_reply(&reply).await;
+                self.send_reply(&reply).await?;
+                return Ok(SessionOutcome::Unchanged);
             }
         };
         match self.refresh_if_stale().await {
@@ -200,7 +212,8 @@ impl Connection {
                     ErrorCode::Unavailable,
                     "Service temporarily unavailable",
                 );
-                return self.send_reply(&reply).await;
+                self.send_reply(&reply).await?;
+                return Ok(SessionOutcome::Unchanged);
             }
             Err(exit) => return Err(exit),
         }
@@ -209,9 +222,12 @@ impl Connection {
             state: &self.state,
             user: &self.user,
             session: &self.session,
+            session_outcome: Default::default(),
         };
         let reply = registry.dispatch(&ctx, frame).await;
-        self.send_reply(&reply).await
+        let outcome = ctx.session_outcome.get();
+        self.send_reply(&reply).await?;
+        Ok(outcome)
     }
 
     /// Re-reads the user's access if anything changed since the last read.
@@ -225,7 +241,7 @@ impl Connection {
     async fn refresh_access(&mut self) -> Result<(), Exit> {
         let generation = self.state.access.generation();
         match self.state.access.get(self.user.id).await {
-            Ok(Some(access)) if access.disabled => Err(self.revoked(EndReason::Disabled).await),
+            Ok(Some(access)) if access.disabled => Err(self.ended(EndReason::Disabled).await),
             Ok(Some(access)) => {
                 let changed = access.permissions != self.user.permissions;
                 self.user = access;
@@ -244,7 +260,7 @@ impl Connection {
                 }
                 Ok(())
             }
-            Ok(None) => Err(self.revoked(EndReason::Deleted).await),
+            Ok(None) => Err(self.ended(EndReason::Deleted).await),
             Err(e) => {
                 log::error!("event=ws_access_refresh_failed error={e}");
                 Err(Exit::StoreUnavailable)
@@ -252,20 +268,44 @@ impl Connection {
         }
     }
 
-    /// The idle deadline passed locally; the store knows whether other activity
-    /// (HTTP requests, other sockets) extended it.
-    async fn check_idle(&mut self) -> Result<Instant, Exit> {
-        match self.state.sessions.load(&self.session.sid).await {
-            Ok(Some(stored)) => Ok(
-                instant_at(stored.expires_at_ms).max(Instant::now() + Duration::from_millis(50))
-            ),
-            Ok(None) => Err(self.revoked(EndReason::Expired).await),
+    /// A deadline or its notice is due. For the idle one, the store knows
+    /// whether other activity (HTTP requests, other sockets) extended it.
+    async fn on_deadline(&mut self, deadlines: &mut Deadlines) -> Result<(), Exit> {
+        let now = Instant::now();
+        let due = deadlines.next().1;
+        match due {
+            Due::Absolute => return Err(self.ended(EndReason::Expired).await),
+            Due::AbsoluteNotice => {
+                deadlines.absolute_warned();
+                return self.send_expiring(deadlines.absolute(), "absolute").await;
+            }
+            Due::Idle | Due::IdleNotice => {}
+        }
+        let stored = match self.state.sessions.load(&self.session.sid).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return Err(self.ended(EndReason::Expired).await),
             Err(e) => {
                 // Fail closed: a session that cannot be verified keeps no socket.
                 log::error!("event=ws_session_check_failed error={e}");
-                Err(close(CloseCode::Again, "session store unavailable"))
+                return Err(close(CloseCode::Again, "session store unavailable"));
             }
+        };
+        // Never spin: a deadline the store still reports as now is retried shortly.
+        let at = instant_at(stored.expires_at_ms).max(now + Duration::from_millis(50));
+        if due == Due::IdleNotice && deadlines.confirm_for_notice(at, now) {
+            return self.send_expiring(deadlines.idle(), "idle").await;
         }
+        deadlines.extended_to(at);
+        Ok(())
+    }
+
+    async fn send_expiring(&mut self, at: Instant, kind: &str) -> Result<(), Exit> {
+        let left = at.saturating_duration_since(Instant::now());
+        let event = ServerEvent::SessionExpiring {
+            in_secs: left.as_secs_f64().ceil() as u64,
+            kind: kind.to_owned(),
+        };
+        self.send_text(event.to_text()).await
     }
 
     fn touch_session(&self) {
@@ -278,7 +318,7 @@ impl Connection {
         });
     }
 
-    async fn revoked(&mut self, reason: EndReason) -> Exit {
+    async fn ended(&mut self, reason: EndReason) -> Exit {
         let event = ServerEvent::SessionRevoked {
             reason: reason.as_str().to_owned(),
         };

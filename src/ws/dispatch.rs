@@ -20,6 +20,19 @@ pub struct Ctx<'a> {
     pub state: &'a AppState,
     pub user: &'a Arc<UserAccess>,
     pub session: &'a CurrentSession,
+    /// What the handler learnt about the session, for the connection to act on.
+    pub session_outcome: std::cell::Cell<SessionOutcome>,
+}
+
+/// Set by handlers that touch the session (`session.refresh`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SessionOutcome {
+    #[default]
+    Unchanged,
+    /// The idle deadline moved to this Unix-ms time.
+    ExtendedTo(i64),
+    /// The session no longer exists.
+    Ended,
 }
 
 /// A failed reply from a handler.

@@ -73,6 +73,8 @@ struct Registry {
 pub struct Hub {
     registry: Mutex<Registry>,
     next_id: AtomicU64,
+    /// Woken whenever a socket opens or closes, so the census is published soon.
+    pub census_changed: Notify,
 }
 
 /// Removes the socket from the hub when the connection task ends, however it ends.
@@ -118,6 +120,7 @@ impl Hub {
             .push(socket.id);
         reg.by_user.entry(user_id).or_default().push(socket.id);
         drop(reg);
+        self.census_changed.notify_one();
         (
             Registration {
                 hub: self.clone(),
@@ -142,6 +145,8 @@ impl Hub {
                 reg.by_user.remove(&socket.user_id);
             }
         }
+        drop(reg);
+        self.census_changed.notify_one();
     }
 
     fn each(&self, ids: impl Fn(&Registry) -> Vec<u64>, f: impl Fn(&Socket)) {
@@ -197,9 +202,18 @@ impl Hub {
         );
     }
 
-    /// Open sockets of one session on this instance.
-    pub fn session_socket_count(&self, sid: &str) -> usize {
-        self.lock().by_sid.get(sid).map_or(0, Vec::len)
+    /// Open sockets per session on this instance.
+    pub fn session_socket_counts(&self) -> HashMap<String, usize> {
+        self.lock()
+            .by_sid
+            .iter()
+            .map(|(sid, ids)| (sid.clone(), ids.len()))
+            .collect()
+    }
+
+    /// Sessions with at least one open socket on this instance.
+    pub fn session_ids(&self) -> Vec<String> {
+        self.lock().by_sid.keys().cloned().collect()
     }
 
     pub fn socket_count(&self) -> usize {

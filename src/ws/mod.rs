@@ -5,12 +5,15 @@
 //! for every message type; `handlers/` holds one file per type; `hub` knows
 //! which sockets are open, so events can reach them.
 
+pub mod census;
 pub mod connection;
+pub mod deadlines;
 pub mod dispatch;
 pub mod handlers;
 pub mod hub;
 pub mod protocol;
 pub mod route;
+pub mod sweep;
 
 pub use hub::Hub;
 

@@ -149,6 +149,9 @@ pub enum ServerEvent {
     },
     #[serde(rename = "session.revoked")]
     SessionRevoked { reason: String },
+    /// Sent once before a deadline: `kind` is `idle` or `absolute`.
+    #[serde(rename = "session.expiring")]
+    SessionExpiring { in_secs: u64, kind: String },
     #[serde(rename = "permissions.changed")]
     PermissionsChanged { permissions: Vec<String> },
     #[serde(rename = "chat.message")]

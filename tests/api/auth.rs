@@ -206,7 +206,10 @@ async fn logout_deletes_the_session_and_is_idempotent(app: TestApp) {
     assert!(app.state.sessions.load(&sid).await.unwrap().is_none());
     if let Some(redis) = &app.redis {
         assert!(
-            !redis.keys().iter().any(|k| k.contains(&sid)),
+            !redis
+                .keys()
+                .iter()
+                .any(|k| k.ends_with(&format!("session:{sid}"))),
             "no Redis key left for the session"
         );
     }
@@ -271,4 +274,14 @@ async fn health_and_readiness_answer(app: TestApp) {
 async fn unknown_routes_are_json_404(app: TestApp) {
     let res = reqwest::get(app.url("/api/nope")).await.unwrap();
     assert_eq!(error_code(res).await, (404, "not_found".into()));
+    // A wrong method is a JSON error too: 404 where the method is part of
+    // the route (`cfg.route`), 405 on multi-method resources.
+    let res = reqwest::get(app.url("/api/auth/logout")).await.unwrap();
+    assert_eq!(error_code(res).await, (404, "not_found".into()));
+    let res = reqwest::Client::new()
+        .post(app.url("/api/auth/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(res).await, (405, "method_not_allowed".into()));
 }

@@ -33,7 +33,7 @@ async fn a_session_revoked_during_500_requests_stays_deleted(app: TestApp) {
         let left: Vec<String> = redis
             .keys()
             .into_iter()
-            .filter(|k| k.contains(&sid))
+            .filter(|k| k.ends_with(&format!("session:{sid}")))
             .collect();
         assert!(left.is_empty(), "keys resurrected: {left:?}");
         let sessions: Vec<String> = redis
@@ -69,13 +69,13 @@ async fn an_idle_session_expires_and_its_socket_closes() {
         let mut socket = browser.socket(&app).await;
         let (code, events) = socket.closed().await;
         assert_eq!(code, Some(4001), "{name}");
-        assert_eq!(
-            events,
-            vec![ServerEvent::SessionRevoked {
-                reason: "expired".into()
-            }],
-            "{name}"
+        // Warned first (half the 1 s idle timeout ahead), then revoked.
+        assert!(
+            events.iter().any(|e| matches!(e,
+                ServerEvent::SessionExpiring { kind, in_secs } if kind == "idle" && *in_secs <= 1)),
+            "{name}: {events:?}"
         );
+        assert_eq!(events.last(), Some(&expired()), "{name}");
         assert_eq!(
             browser.get(&app.url("/api/auth/me")).await.status(),
             401,
@@ -115,13 +115,13 @@ async fn activity_extends_the_idle_deadline_but_never_the_absolute_one() {
 }
 
 /// A private Redis server this test may stop.
-struct OwnRedis {
-    child: std::process::Child,
-    port: u16,
+pub struct OwnRedis {
+    pub child: std::process::Child,
+    pub port: u16,
 }
 
 impl OwnRedis {
-    fn start() -> Option<OwnRedis> {
+    pub fn start() -> Option<OwnRedis> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .ok()?
             .local_addr()
@@ -238,12 +238,54 @@ async fn an_active_socket_outlives_the_idle_timeout_but_closes_at_the_absolute_d
             opened.elapsed()
         );
         assert_eq!(code, Some(4001), "{name}");
-        assert_eq!(
-            events,
-            vec![ServerEvent::SessionRevoked {
-                reason: "expired".into()
-            }],
-            "{name}"
+        assert_eq!(events.last(), Some(&expired()), "{name}");
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, ServerEvent::SessionExpiring { kind, .. } if kind == "idle")),
+            "{name}: an active socket is never warned about idleness: {events:?}"
+        );
+    }
+}
+
+fn expired() -> ServerEvent {
+    ServerEvent::SessionRevoked {
+        reason: "expired".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_absolute_deadline_is_announced_and_refresh_extends_only_the_idle_one() {
+    for (stack, name) in stacks() {
+        let test = format!("lifecycle::the_absolute_deadline_is_announced::{name}");
+        let Some(app) = spawn_app_with(&test, stack, SHORT).await else {
+            continue;
+        };
+        let browser = app.login_admin().await;
+        let mut socket = browser.socket(&app).await;
+        // 3 s < the 60 s notice: the warning comes at once.
+        match socket.next_frame().await {
+            ServerFrame::Event(ServerEvent::SessionExpiring { kind, in_secs }) => {
+                assert_eq!(kind, "absolute", "{name}");
+                assert!((1..=3).contains(&in_secs), "{name}: {in_secs}");
+            }
+            other => panic!("{name}: expected session.expiring, got {other:?}"),
+        }
+        let reply = socket
+            .request("session.refresh", serde_json::json!({}))
+            .await;
+        assert!(reply.ok, "{name}: {reply:?}");
+        let expires_at = reply.data.unwrap()["expires_at"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let expires_at = chrono::DateTime::parse_from_rfc3339(&expires_at).unwrap();
+        let ahead = expires_at
+            .signed_duration_since(chrono::Utc::now())
+            .num_milliseconds();
+        assert!(
+            (-1000..=1000).contains(&ahead),
+            "{name}: idle deadline ≈ now + 1 s: {ahead} ms"
         );
     }
 }

@@ -12,6 +12,8 @@ mod auth;
 mod cli;
 mod cluster;
 mod lifecycle;
+mod revocation;
+mod session_api;
 mod session_store;
 mod user_store;
 mod web;

@@ -4,6 +4,7 @@
 mod chat;
 mod messages;
 mod ping;
+mod session_refresh;
 mod whoami;
 
 use serde::Deserialize;
@@ -22,4 +23,5 @@ pub fn registry() -> Registry {
         .register::<messages::Protected>()
         .register::<messages::Admin>()
         .register::<chat::Send>()
+        .register::<session_refresh::Refresh>()
 }

@@ -1,0 +1,216 @@
+//! Revocation that bites: however a session ends (REST on any instance, the
+//! CLI, a raw `redis-cli DEL`, a lost notification), its sockets close with
+//! 4001 and the right reason, and no other session's sockets do.
+
+use std::{process::Stdio, time::Duration};
+
+use serde_json::json;
+use tether::ws::protocol::ServerEvent;
+
+use crate::{
+    helpers::{spawn_app_with, Stack, TestApp},
+    lifecycle::OwnRedis,
+};
+
+crate::on_redis_stacks!(
+    a_raw_redis_del_closes_the_sessions_sockets_everywhere,
+    an_admin_revocation_on_one_instance_closes_sockets_on_the_other,
+    the_cli_lists_sessions_and_revokes_them_on_running_servers,
+);
+
+fn revoked(reason: &str) -> Option<ServerEvent> {
+    Some(ServerEvent::SessionRevoked {
+        reason: reason.into(),
+    })
+}
+
+fn session_key(app: &TestApp, sid: &str) -> String {
+    format!("{}session:{sid}", app.redis.as_ref().unwrap().prefix)
+}
+
+async fn a_raw_redis_del_closes_the_sessions_sockets_everywhere(a: TestApp) {
+    // Relies on keyspace notifications, a server-wide setting other tests toggle.
+    let _config = crate::test_redis::SERVER_CONFIG.read().await;
+    let b = a.spawn_peer().await;
+    let victim = a.login_new_user("xena", &["user"]).await;
+    let bystander = a.login_new_user("yuri", &["user"]).await;
+    let sid = victim.session_id(&a).await;
+    let mut on_a = victim.socket(&a).await;
+    let mut on_b = victim.socket(&b).await;
+    let mut other = bystander.socket(&b).await;
+
+    a.redis.as_ref().unwrap().delete_key(&session_key(&a, &sid));
+    for socket in [&mut on_a, &mut on_b] {
+        let (code, events) = socket.closed().await;
+        assert_eq!(code, Some(4001));
+        assert_eq!(events.last().cloned(), revoked("deleted"));
+    }
+    assert!(other.request("ping", json!({})).await.ok);
+    assert_eq!(victim.get(&a.url("/api/auth/me")).await.status(), 401);
+}
+
+async fn an_admin_revocation_on_one_instance_closes_sockets_on_the_other(a: TestApp) {
+    let b = a.spawn_peer().await;
+    let admin = a.login_admin().await;
+    let user = a.login_new_user("zoe", &["user"]).await;
+    let sid = user.session_id(&a).await;
+    let mut on_b = user.socket(&b).await;
+    let res = admin
+        .http
+        .delete(a.url(&format!("/api/admin/sessions/{sid}")))
+        .header("Cookie", &admin.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let (code, events) = on_b.closed().await;
+    assert_eq!(code, Some(4001));
+    assert_eq!(events.last().cloned(), revoked("admin"));
+}
+
+async fn tether(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let env = app.env().clone();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args(&args)
+            .env_clear()
+            .envs(&env)
+            .env("RUST_LOG", "warn")
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+async fn the_cli_lists_sessions_and_revokes_them_on_running_servers(a: TestApp) {
+    let b = a.spawn_peer().await;
+    let password = a.create_user("abel", &["user"]).await;
+    let one = a.login("abel", &password).await;
+    let two = a.login("abel", &password).await;
+    let three = a.login("abel", &password).await;
+    let sid_one = one.session_id(&a).await;
+    let mut s_one = one.socket(&b).await;
+    let mut s_two = two.socket(&a).await;
+    let mut s_three = three.socket(&b).await;
+    let _ = s_one.request("ping", json!({})).await;
+
+    // Counts are published asynchronously; poll the listing for a bounded time.
+    let mut listed = String::new();
+    for _ in 0..100 {
+        let (ok, out, err) = tether(&a, &["sessions", "list", "--user", "abel"]).await;
+        assert!(ok, "{err}");
+        listed = out;
+        let line = listed
+            .lines()
+            .find(|l| l.starts_with(&sid_one))
+            .unwrap_or("");
+        if line.contains("127.0.0.1") && line.split_whitespace().any(|w| w == "1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        listed.lines().filter(|l| l.contains("abel")).count(),
+        3,
+        "{listed}"
+    );
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(&sid_one))
+        .expect("listed by id");
+    assert!(line.contains("127.0.0.1"), "{line}");
+
+    let (ok, _, err) = tether(&a, &["sessions", "revoke", &sid_one]).await;
+    assert!(ok, "{err}");
+    let (code, events) = s_one.closed().await;
+    assert_eq!(
+        (code, events.last().cloned()),
+        (Some(4001), revoked("admin"))
+    );
+    assert!(
+        s_two.request("ping", json!({})).await.ok,
+        "only that session"
+    );
+
+    let (ok, out, err) = tether(&a, &["sessions", "revoke", "--user", "abel"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains('2'), "{out}");
+    for socket in [&mut s_two, &mut s_three] {
+        assert_eq!(socket.closed().await.0, Some(4001));
+    }
+
+    for args in [
+        &["sessions", "revoke", "no-such-session"][..],
+        &["sessions", "revoke", "--user", "nobody"],
+        &["sessions", "revoke"],
+        &["sessions", "list", "--user", "bad name"],
+    ] {
+        let (ok, _, err) = tether(&a, args).await;
+        assert!(!ok, "{args:?} must fail");
+        assert!(
+            !err.is_empty() && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_refuses_session_commands_without_redis() {
+    let name = "revocation::the_cli_refuses_session_commands_without_redis";
+    let Some(app) = crate::helpers::spawn_app(name, Stack::SqliteInProcess).await else {
+        return;
+    };
+    let (ok, _, err) = tether(&app, &["sessions", "list"]).await;
+    assert!(!ok);
+    assert!(err.contains("REDIS_URL"), "{err}");
+}
+
+/// Keyspace notifications are lossy (and often forbidden on managed Redis):
+/// with them off, the periodic sweep still closes a raw-deleted session's sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_closes_sockets_whose_session_vanished_without_a_notification() {
+    let name = "revocation::the_sweep_closes_sockets_whose_session_vanished";
+    let Some(redis) = OwnRedis::start() else {
+        crate::services::service_missing(
+            name,
+            "redis-server binary",
+            "cannot start a private Redis",
+        );
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let extra = [("REDIS_URL", url.as_str()), ("TETHER_SWEEP_SECS", "1")];
+    let Some(app) = spawn_app_with(name, Stack::SqliteRedis, &extra).await else {
+        return;
+    };
+    let mut raw = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("")
+        .query(&mut raw)
+        .unwrap();
+    let user = app.login_new_user("bea", &["user"]).await;
+    let sid = user.session_id(&app).await;
+    let mut socket = user.socket(&app).await;
+    let prefix = &app.env()["TETHER_REDIS_PREFIX"];
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{prefix}session:{sid}"))
+        .query(&mut raw)
+        .unwrap();
+    let (code, events) = socket.closed().await;
+    assert_eq!(code, Some(4001));
+    assert_eq!(events.last().cloned(), revoked("deleted"));
+}
