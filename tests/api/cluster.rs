@@ -45,7 +45,14 @@ async fn a_role_change_on_one_instance_applies_to_the_next_message_on_the_other(
     assert!(!on_b.request("messages.admin", json!({})).await.ok);
     // Made through instance A's services; returns once B has applied it.
     a.set_roles("nina", &["user", "messages-admin"]).await;
-    assert!(on_b.request("messages.admin", json!({})).await.ok);
+    let (reply, events) = on_b.request_with_events("messages.admin", json!({})).await;
+    assert!(reply.ok, "{reply:?}");
+    assert!(
+        events.iter().any(|e| matches!(e,
+            ServerEvent::PermissionsChanged { permissions }
+                if permissions.contains(&"read:admin-messages".to_owned()))),
+        "instance B told the socket: {events:?}"
+    );
 }
 
 async fn chat_crosses_instances(a: TestApp) {

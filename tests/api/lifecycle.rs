@@ -127,6 +127,11 @@ impl OwnRedis {
             .local_addr()
             .ok()?
             .port();
+        Self::start_on(port)
+    }
+
+    /// Starts (or restarts) a private Redis on `port`.
+    pub fn start_on(port: u16) -> Option<OwnRedis> {
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",

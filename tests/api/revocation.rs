@@ -214,3 +214,37 @@ async fn the_sweep_closes_sockets_whose_session_vanished_without_a_notification(
     assert_eq!(code, Some(4001));
     assert_eq!(events.last().cloned(), revoked("deleted"));
 }
+
+/// A Redis restart without persistence loses every session, and the
+/// notifications for them are never sent. When the subscription comes back,
+/// the instance re-checks its sockets at once — not at the next periodic sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_are_rechecked_as_soon_as_redis_comes_back() {
+    let name = "revocation::sockets_are_rechecked_as_soon_as_redis_comes_back";
+    let Some(mut redis) = OwnRedis::start() else {
+        crate::services::service_missing(
+            name,
+            "redis-server binary",
+            "cannot start a private Redis",
+        );
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    // A periodic sweep far slower than the test's patience.
+    let extra = [("REDIS_URL", url.as_str()), ("TETHER_SWEEP_SECS", "600")];
+    let Some(app) = spawn_app_with(name, Stack::SqliteRedis, &extra).await else {
+        return;
+    };
+    let user = app.login_new_user("cleo", &["user"]).await;
+    let mut socket = user.socket(&app).await;
+
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    let Some(restarted) = OwnRedis::start_on(redis.port) else {
+        panic!("could not restart Redis on port {}", redis.port);
+    };
+    let (code, events) = socket.closed().await;
+    assert_eq!(code, Some(4001));
+    assert_eq!(events.last().cloned(), revoked("deleted"));
+    drop(restarted);
+}
