@@ -56,6 +56,11 @@ pub struct Config {
     /// still exist (`TETHER_SWEEP_SECS`): the safety net under every other
     /// revocation path.
     pub sweep_interval: Duration,
+    /// Failed sign-ins per username before further attempts get 429
+    /// (`TETHER_LOGIN_MAX_FAILURES`); a client IP may fail ten times as often.
+    pub login_max_failures: u32,
+    /// How long that window lasts (`TETHER_LOGIN_LOCKOUT_SECS`).
+    pub login_lockout: Duration,
     /// How long before a deadline sockets get `session.expiring`
     /// (`TETHER_SESSION_EXPIRING_NOTICE_SECS`).
     pub session_expiring_notice: Duration,
@@ -213,6 +218,8 @@ impl Config {
             None => Vec::new(),
         };
         let sweep_interval = secs(&get, "TETHER_SWEEP_SECS", 10)?;
+        let login_max_failures = number(&get, "TETHER_LOGIN_MAX_FAILURES", 5, 1, 1000)? as u32;
+        let login_lockout = secs(&get, "TETHER_LOGIN_LOCKOUT_SECS", 900)?;
         let session_expiring_notice = secs(&get, "TETHER_SESSION_EXPIRING_NOTICE_SECS", 60)?;
         let ws_heartbeat = secs(&get, "TETHER_WS_HEARTBEAT_SECS", 15)?;
         let ws_client_timeout = secs(&get, "TETHER_WS_CLIENT_TIMEOUT_SECS", 45)?;
@@ -250,6 +257,8 @@ impl Config {
             ws_max_message_bytes,
             trusted_proxies,
             sweep_interval,
+            login_max_failures,
+            login_lockout,
             session_expiring_notice,
             ws_heartbeat,
             ws_client_timeout,

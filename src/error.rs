@@ -24,6 +24,9 @@ pub enum ApiError {
     NotFound,
     #[error("Method not allowed")]
     MethodNotAllowed,
+    /// Too many failed sign-ins; retry after this long.
+    #[error("Too many sign-in attempts. Try again in {} s.", retry_secs(*.0))]
+    RateLimited(std::time::Duration),
     #[error("{0}")]
     Conflict(String),
     /// A dependency (user store, session store) did not answer: fail closed.
@@ -43,6 +46,7 @@ impl ApiError {
             ApiError::Forbidden | ApiError::OriginNotAllowed => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::RateLimited(_) => "rate_limited",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -61,6 +65,11 @@ struct ErrorDetail<'a> {
     message: String,
 }
 
+/// Whole seconds to wait, never 0.
+fn retry_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
 /// The JSON error body, for the few places that build a response by hand.
 pub fn error_json(code: &str, message: impl Into<String>) -> serde_json::Value {
     serde_json::json!({"error": {"code": code, "message": message.into()}})
@@ -74,6 +83,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden | ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -87,8 +97,14 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut res = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unavailable(_)) {
-            res.insert_header(("Retry-After", "5"));
+        match self {
+            ApiError::Unavailable(_) => {
+                res.insert_header(("Retry-After", "5"));
+            }
+            ApiError::RateLimited(wait) => {
+                res.insert_header(("Retry-After", retry_secs(*wait).to_string()));
+            }
+            _ => {}
         }
         res.json(ErrorBody {
             error: ErrorDetail {

@@ -37,6 +37,7 @@ pub struct AppState {
     pub sessions: Sessions,
     pub access: Arc<AccessCache>,
     pub hasher: Hasher,
+    pub throttle: auth::throttle::LoginThrottle,
     pub hub: Arc<Hub>,
     pub allowed_origins: Vec<String>,
     pub ws_handlers: Arc<Registry>,
@@ -123,7 +124,20 @@ impl Application {
             spawn_user_store_watch(access.clone(), hub.clone());
         }
 
+        let throttle = match sessions.redis_connection() {
+            Some((conn, prefix)) => auth::throttle::LoginThrottle::redis(
+                conn,
+                &prefix,
+                config.login_max_failures,
+                config.login_lockout,
+            ),
+            None => auth::throttle::LoginThrottle::memory(
+                config.login_max_failures,
+                config.login_lockout,
+            ),
+        };
         let state = web::Data::new(AppState {
+            throttle,
             allowed_origins: config.effective_allowed_origins(port),
             hasher: Hasher::new(config.max_concurrent_hashes)?,
             config: Arc::new(config),

@@ -8,6 +8,7 @@ pub mod extractors;
 pub mod password;
 pub mod password_routes;
 pub mod routes;
+pub mod throttle;
 pub mod users;
 
 pub use access::{AccessCache, UserAccess};

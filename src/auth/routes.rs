@@ -45,7 +45,8 @@ async fn login(
             "username and password are required".into(),
         ));
     }
-    let user_id = authenticate(&state, &username, password).await?;
+    let ip = client_ip(&req, &state.config.trusted_proxies);
+    let user_id = authenticate(&state, ip, &username, password).await?;
     let access = state
         .access
         .get(user_id)
@@ -53,9 +54,8 @@ async fn login(
         .ok_or(ApiError::InvalidCredentials)?;
     // Recorded with the new session (the store lifts these out of the state).
     let session = req.get_session();
-    let ip = client_ip(&req, &state.config.trusted_proxies).map(|ip| ip.to_string());
     session
-        .insert(state_keys::CLIENT_IP, ip)
+        .insert(state_keys::CLIENT_IP, ip.map(|ip| ip.to_string()))
         .and_then(|()| session.insert(state_keys::USER_AGENT, user_agent(&req)))
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("session insert: {e}")))?;
     // Identity::login renews the session key: no session fixation.
@@ -65,19 +65,59 @@ async fn login(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "user": access.view() })))
 }
 
-/// Checks a username and password. Unknown user, wrong password and disabled
-/// user are indistinguishable, in the answer and in the time it takes.
+/// Checks a username and password, within the sign-in throttle. Unknown
+/// user, wrong password and disabled user are indistinguishable, in the
+/// answer and in the time it takes.
 async fn authenticate(
     state: &AppState,
+    ip: Option<std::net::IpAddr>,
     username: &str,
     password: String,
 ) -> Result<Uuid, ApiError> {
-    // Emptiness was refused above; anything else unusable (too long) is
+    let name = Username::parse(username).ok();
+    let throttle = &state.throttle;
+    let subjects = throttle.subjects(name.as_ref().map(Username::as_str), ip);
+    if let Some(wait) = throttle
+        .blocked(&subjects)
+        .await
+        .map_err(ApiError::Unavailable)?
+    {
+        log::info!("event=login_throttled");
+        return Err(ApiError::RateLimited(wait));
+    }
+    match check_password(state, name.as_ref(), password).await? {
+        Some(user_id) => {
+            throttle
+                .succeeded(&subjects)
+                .await
+                .map_err(ApiError::Unavailable)?;
+            Ok(user_id)
+        }
+        None => {
+            log::info!("event=login_failed");
+            throttle
+                .failed(&subjects)
+                .await
+                .map_err(ApiError::Unavailable)?;
+            Err(ApiError::InvalidCredentials)
+        }
+    }
+}
+
+/// The user's id if `password` is theirs and they may sign in.
+async fn check_password(
+    state: &AppState,
+    name: Option<&Username>,
+    password: String,
+) -> Result<Option<Uuid>, ApiError> {
+    // Emptiness was refused earlier; anything else unusable (too long) is
     // simply a wrong password.
-    let password = Password::parse(password).map_err(|_| ApiError::InvalidCredentials)?;
-    let credentials = match Username::parse(username) {
-        Ok(name) => state.db.find_credentials(&name).await?,
-        Err(_) => None,
+    let Ok(password) = Password::parse(password) else {
+        return Ok(None);
+    };
+    let credentials = match name {
+        Some(name) => state.db.find_credentials(name).await?,
+        None => None,
     };
     let (user_id, hash, disabled) = match credentials {
         Some(c) => (Some(c.user_id), Some(c.password_hash), c.disabled),
@@ -88,13 +128,7 @@ async fn authenticate(
         .verify(password, hash)
         .await
         .map_err(ApiError::Internal)?;
-    match user_id {
-        Some(id) if valid && !disabled => Ok(id),
-        _ => {
-            log::info!("event=login_failed");
-            Err(ApiError::InvalidCredentials)
-        }
-    }
+    Ok(user_id.filter(|_| valid && !disabled))
 }
 
 async fn logout(req: HttpRequest, identity: Option<Identity>) -> HttpResponse {

@@ -245,6 +245,17 @@ impl Sessions {
         dispatch!(self, b => b.record_sockets(instance, counts, ttl, now))
     }
 
+    /// The Redis connection and key prefix, when sessions live in Redis.
+    pub fn redis_connection(&self) -> Option<(redis::aio::ConnectionManager, String)> {
+        match &self.backend {
+            AnyBackend::Redis(b) => {
+                let (conn, prefix) = b.connection();
+                Some((conn, prefix.to_owned()))
+            }
+            AnyBackend::Memory(_) => None,
+        }
+    }
+
     /// Redis only: turns keyspace notifications on so raw deletes reach sockets.
     pub async fn enable_keyspace_events(&self) -> bool {
         match &self.backend {

@@ -15,6 +15,7 @@ mod lifecycle;
 mod revocation;
 mod session_api;
 mod session_store;
+mod throttle;
 mod user_store;
 mod web;
 mod ws;

@@ -126,6 +126,12 @@ impl RedisBackend {
         Ok(backend)
     }
 
+    /// The shared connection and key prefix, for other server state kept in the
+    /// same Redis (the sign-in throttle).
+    pub fn connection(&self) -> (ConnectionManager, &str) {
+        (self.connection.clone(), &self.prefix)
+    }
+
     /// The database number the URL selects (`redis://host/2` → 2), which
     /// names the keyspace notification channels (`__keyevent@2__:del`).
     pub fn db_index(&self) -> i64 {
