@@ -1,12 +1,12 @@
 //! The real `tether` binary's user commands, run while the server is up:
 //! they use the same stores and reach its live sockets.
 
-use std::{collections::HashMap, io::Write as _, process::Stdio};
+use std::process::Stdio;
 
 use serde_json::json;
 use tether::ws::protocol::{ErrorCode, ServerEvent};
 
-use crate::helpers::TestApp;
+use crate::helpers::{tether_cli, CliOutput, TestApp};
 
 crate::on_every_stack!(
     users_add_creates_a_user_who_can_sign_in_and_list_shows_it,
@@ -15,42 +15,8 @@ crate::on_every_stack!(
     bad_input_gets_a_clear_message_and_a_nonzero_exit,
 );
 
-struct Output {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `tether ARGS…` with the app's configuration, feeding `stdin`.
-async fn tether(app: &TestApp, args: &[&str], stdin: &str) -> Output {
-    let env: HashMap<String, String> = app.env().clone();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let stdin = stdin.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
-            .args(&args)
-            .env_clear()
-            .envs(&env)
-            .env("RUST_LOG", "warn")
-            // Away from any developer's .env file.
-            .current_dir(std::env::temp_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run tether");
-        if let Some(mut input) = child.stdin.take() {
-            let _ = input.write_all(stdin.as_bytes());
-        }
-        let out = child.wait_with_output().expect("tether ran");
-        Output {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    })
-    .await
-    .unwrap()
+async fn tether(app: &TestApp, args: &[&str], stdin: &str) -> CliOutput {
+    tether_cli(app, args, stdin).await
 }
 
 async fn users_add_creates_a_user_who_can_sign_in_and_list_shows_it(app: TestApp) {
@@ -190,7 +156,7 @@ async fn bad_input_gets_a_clear_message_and_a_nonzero_exit(app: TestApp) {
     assert!(!list.stdout.contains(" x ") && !list.stdout.contains("mo "));
 }
 
-fn run_plain(env: &[(&str, &str)], args: &[&str]) -> Output {
+fn run_plain(env: &[(&str, &str)], args: &[&str]) -> CliOutput {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
         .args(args)
         .env_clear()
@@ -199,7 +165,7 @@ fn run_plain(env: &[(&str, &str)], args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run tether");
-    Output {
+    CliOutput {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),

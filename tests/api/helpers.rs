@@ -193,6 +193,47 @@ impl TestApp {
     }
 }
 
+/// What a run of the `tether` binary printed, and whether it succeeded.
+pub struct CliOutput {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the real `tether` binary with `app`'s configuration (and nothing else
+/// from this process's environment), feeding `stdin`.
+pub async fn tether_cli(app: &TestApp, args: &[&str], stdin: &str) -> CliOutput {
+    use std::io::Write as _;
+    let env = app.env().clone();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args(&args)
+            .env_clear()
+            .envs(&env)
+            .env("RUST_LOG", "warn")
+            // Away from any developer's .env file.
+            .current_dir(std::env::temp_dir())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run tether");
+        if let Some(mut input) = child.stdin.take() {
+            let _ = input.write_all(stdin.as_bytes());
+        }
+        let out = child.wait_with_output().expect("tether ran");
+        CliOutput {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("CLI runner")
+}
+
 /// `name=value` of the session cookie set by a response, if any.
 pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
     res.headers()

@@ -2,7 +2,7 @@
 //! CLI, a raw `redis-cli DEL`, a lost notification), its sockets close with
 //! 4001 and the right reason, and no other session's sockets do.
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use serde_json::json;
 use tether::ws::protocol::ServerEvent;
@@ -69,26 +69,8 @@ async fn an_admin_revocation_on_one_instance_closes_sockets_on_the_other(a: Test
 }
 
 async fn tether(app: &TestApp, args: &[&str]) -> (bool, String, String) {
-    let env = app.env().clone();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
-            .args(&args)
-            .env_clear()
-            .envs(&env)
-            .env("RUST_LOG", "warn")
-            .current_dir(std::env::temp_dir())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    })
-    .await
-    .unwrap()
+    let out = crate::helpers::tether_cli(app, args, "").await;
+    (out.ok, out.stdout, out.stderr)
 }
 
 async fn the_cli_lists_sessions_and_revokes_them_on_running_servers(a: TestApp) {
