@@ -283,7 +283,13 @@ impl Connection {
         }
         let stored = match self.state.sessions.load(&self.session.sid).await {
             Ok(Some(stored)) => stored,
-            Ok(None) => return Err(self.ended(EndReason::Expired).await),
+            Ok(None) => {
+                // Usually it timed out; if it was ended and that news was lost,
+                // the tombstone still says why.
+                let reason = self.state.sessions.ended_reason(&self.session.sid).await;
+                let reason = reason.ok().flatten().unwrap_or(EndReason::Expired);
+                return Err(self.ended(reason).await);
+            }
             Err(e) => {
                 // Fail closed: a session that cannot be verified keeps no socket.
                 log::error!("event=ws_session_check_failed error={e}");
