@@ -231,6 +231,11 @@ fn spawn_user_store_watch(access: Arc<AccessCache>, hub: Arc<Hub>) {
     });
 }
 
+/// Sent on every response: only this origin's own files and sockets, no
+/// framing, no `<base>`, forms posted only here.
+const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
 fn http_server(
     state: web::Data<AppState>,
     key: Key,
@@ -282,6 +287,12 @@ fn http_server(
                 }
             })
             .wrap(Logger::new("%a \"%r\" %s %b %Dms").exclude("/healthz"))
+            // The browser app has no inline script or style, so every response
+            // can carry a strict policy (README, "Browser app").
+            .wrap(actix_web::middleware::DefaultHeaders::new().add((
+                actix_web::http::header::CONTENT_SECURITY_POLICY,
+                CONTENT_SECURITY_POLICY,
+            )))
             .app_data(state.clone())
             .app_data(error::json_config())
             .app_data(error::path_config())

@@ -9,6 +9,7 @@ mod test_redis;
 
 mod admin_users;
 mod auth;
+mod browser;
 mod cli;
 mod cluster;
 mod lifecycle;

@@ -1,0 +1,255 @@
+// Boot, the signed-in shell, hash routing (#/, #/sessions, #/admin) and the
+// session lifecycle: /api/auth/me first, then the socket; back to the sign-in
+// screen when the session ends.
+
+import { api, setSessionLostHandler, describe } from './api.js';
+import { h, replace } from './dom.js';
+import { Connection } from './socket.js';
+import { state, emit, on, canAdmin, clearState } from './state.js';
+import { signInView } from './views/signin.js';
+import { homeView } from './views/home.js';
+import { sessionsView } from './views/sessions.js';
+import { adminView } from './views/admin.js';
+import { expiringNotice } from './views/expiring.js';
+
+const ROUTES = {
+  '/': { view: homeView, label: 'Home' },
+  '/sessions': { view: sessionsView, label: 'My sessions' },
+  '/admin': { view: adminView, label: 'Admin' },
+};
+
+/** Why a session ended, from `session.revoked`'s reason. */
+const END_REASONS = {
+  logout: 'you signed out (on this or another device)',
+  admin: 'an administrator signed you out',
+  expired: 'it expired',
+  password_changed: 'your password was changed',
+  disabled: 'your account was disabled',
+  deleted: 'it was removed on the server',
+};
+
+const root = document.getElementById('app');
+let connection = null;
+let shell = null; // the signed-in frame: {nav, badge, main, unsubscribe}
+let view = null; // the mounted view: {el, destroy?}
+let signInNotice = null; // shown once on the next sign-in screen: {kind, text}
+let bootRetry = null;
+
+function routePath() {
+  const path = location.hash.replace(/^#/, '') || '/';
+  return Object.hasOwn(ROUTES, path) ? path : '/';
+}
+
+// ---------------------------------------------------------------------------
+// Session lifecycle
+
+async function boot() {
+  clearTimeout(bootRetry);
+  try {
+    const me = await api('GET', '/api/auth/me', undefined, { expectSignedIn: false });
+    signedIn(me.user, me.session);
+  } catch (error) {
+    if (error.status === 401) showSignIn();
+    else showUnreachable(error);
+  }
+}
+
+function signedIn(user, session) {
+  state.user = user;
+  state.session = session ?? null;
+  render();
+  connection = new Connection({
+    onEvent: socketEvent,
+    onStatus: (status) => emit('connection', status),
+    onSessionEnded: sessionEnded,
+    checkSession,
+  });
+  connection.start();
+}
+
+/** Before a reconnect: is the session still valid? (Also picks up changes missed meanwhile.) */
+async function checkSession() {
+  try {
+    const me = await api('GET', '/api/auth/me', undefined, { expectSignedIn: false });
+    updateUser(me.user);
+    state.session = me.session;
+    return 'ok';
+  } catch (error) {
+    return error.status === 401 ? 'ended' : 'unreachable';
+  }
+}
+
+function socketEvent(event, data) {
+  switch (event) {
+    case 'hello':
+      state.session = data.session;
+      updateUser(data.user);
+      break;
+    case 'permissions.changed':
+      updateUser({ ...state.user, permissions: data.permissions ?? [] });
+      // The event names permissions only; ask for the roles behind them.
+      connection?.request('whoami').then((reply) => {
+        if (reply.ok && state.user) updateUser(reply.data.user);
+      }, () => {});
+      break;
+    case 'chat.message':
+      state.chat.push(data);
+      if (state.chat.length > 500) state.chat.splice(0, state.chat.length - 500);
+      emit('chat', data);
+      break;
+    case 'session.expiring':
+      emit('expiring', data);
+      break;
+    default:
+      // session.revoked is read by the connection (the reason of the 4001 close);
+      // unknown events from a newer server are ignored.
+      break;
+  }
+}
+
+function updateUser(user) {
+  if (!state.user || !user) return;
+  const before = JSON.stringify(state.user);
+  state.user = { ...state.user, ...user };
+  if (JSON.stringify(state.user) !== before) emit('user', state.user);
+}
+
+function sessionEnded(reason) {
+  if (!state.user) return;
+  const why = END_REASONS[reason] ?? 'it is no longer valid';
+  leave({ kind: 'warning', text: `Your session was ended: ${why}.` });
+}
+
+async function signOut() {
+  connection?.stop();
+  try {
+    await api('POST', '/api/auth/logout', undefined, { expectSignedIn: false });
+  } catch (error) {
+    // Still signed in on the server: say so and stay.
+    connection?.start();
+    shell?.alert(`Could not sign out. ${describe(error)}`);
+    return;
+  }
+  history.replaceState(null, '', '#/');
+  leave({ kind: 'info', text: 'You have signed out.' });
+}
+
+/** Drops everything the page knew about the session and shows the sign-in screen. */
+function leave(notice) {
+  connection?.stop();
+  connection = null;
+  clearState();
+  signInNotice = notice;
+  render();
+}
+
+setSessionLostHandler(() => sessionEnded(null));
+
+// ---------------------------------------------------------------------------
+// Screens
+
+function render({ focus = false } = {}) {
+  view?.destroy?.();
+  view = null;
+  if (!state.user) {
+    shell?.unsubscribe();
+    shell = null;
+    showSignIn();
+    return;
+  }
+  if (!shell) buildShell();
+  shell.update();
+  const path = routePath();
+  view = ROUTES[path].view({ connection: () => connection, signOut });
+  replace(shell.main, view.el);
+  root.removeAttribute('aria-busy');
+  if (focus) view.el.querySelector('h1')?.focus();
+}
+
+function showSignIn() {
+  shell = null;
+  view?.destroy?.();
+  const notice = signInNotice;
+  signInNotice = null;
+  view = signInView({
+    notice,
+    onSignedIn: (user) => signedIn(user, null),
+  });
+  replace(root, h('header', { class: 'topbar' }, h('span', { class: 'brand' }, 'tether')),
+    h('main', { class: 'view' }, view.el));
+  root.removeAttribute('aria-busy');
+  view.focus();
+}
+
+/** The server did not answer /api/auth/me: say so, and try again by itself. */
+function showUnreachable(error, attempt = 0) {
+  const delay = Math.min(30, 2 ** attempt * 2);
+  const retry = h('button', { type: 'button', onclick: () => boot() }, 'Try again now');
+  replace(root,
+    h('header', { class: 'topbar' }, h('span', { class: 'brand' }, 'tether')),
+    h('main', { class: 'view' },
+      h('section', { class: 'card narrow', dataset: { view: 'unreachable' } },
+        h('h1', {}, 'Cannot reach the server'),
+        h('p', { role: 'alert' }, describe(error), ` This page tries again in ${delay} s.`),
+        retry)));
+  root.removeAttribute('aria-busy');
+  bootRetry = setTimeout(async () => {
+    try {
+      const me = await api('GET', '/api/auth/me', undefined, { expectSignedIn: false });
+      signedIn(me.user, me.session);
+    } catch (e) {
+      if (e.status === 401) showSignIn();
+      else showUnreachable(e, attempt + 1);
+    }
+  }, delay * 1000);
+}
+
+function buildShell() {
+  const nav = h('ul', { class: 'nav-links' });
+  const badge = h('span', { class: 'badge', role: 'status', 'aria-live': 'polite', dataset: { state: 'connecting' } });
+  const who = h('span', { class: 'who' });
+  const alertBox = h('div', { class: 'alerts', 'aria-live': 'assertive' });
+  const main = h('main', { class: 'view', id: 'main', tabindex: '-1' });
+  const notice = expiringNotice({ connection: () => connection });
+
+  const showStatus = (status) => {
+    badge.dataset.state = status;
+    badge.textContent = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', ended: 'Ended' }[status] ?? status;
+    badge.title = `Connection: ${status}`;
+  };
+  const update = () => {
+    const path = routePath();
+    const links = Object.entries(ROUTES)
+      .filter(([p]) => p !== '/admin' || canAdmin())
+      .map(([p, { label }]) => h('li', {}, h('a', { href: `#${p}`, 'aria-current': p === path ? 'page' : null }, label)));
+    replace(nav, links);
+    who.textContent = state.user.username;
+  };
+  showStatus(connection?.status ?? 'connecting');
+  const unsubscribe = [on('connection', showStatus), on('user', update), notice.unsubscribe];
+
+  replace(root,
+    h('header', { class: 'topbar' },
+      h('a', { class: 'brand', href: '#/' }, 'tether'),
+      h('nav', { 'aria-label': 'Main' }, nav),
+      h('div', { class: 'account' },
+        badge,
+        who,
+        h('button', { type: 'button', class: 'secondary', onclick: signOut }, 'Sign out'))),
+    alertBox,
+    notice.el,
+    main);
+  shell = {
+    main,
+    update,
+    alert: (text) => replace(alertBox, h('p', { class: 'notice error', role: 'alert' }, text)),
+    unsubscribe: () => unsubscribe.forEach((u) => u()),
+  };
+}
+
+window.addEventListener('hashchange', () => {
+  if (state.user) render({ focus: true });
+  // Signed out: the hash is where sign-in will take you; the form stays.
+});
+
+boot();
