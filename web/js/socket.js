@@ -50,14 +50,7 @@ export class Connection {
     this.stopped = true;
     clearTimeout(this.timer);
     window.removeEventListener('online', this.onOnline);
-    if (this.ws) {
-      const ws = this.ws;
-      this.ws = null;
-      ws.onclose = null;
-      ws.onmessage = null;
-      ws.close(1000, 'bye');
-    }
-    this.failPending();
+    this.detach();
     this.setStatus('ended');
   }
 
@@ -84,8 +77,9 @@ export class Connection {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     const ws = new WebSocket(`${scheme}://${location.host}/ws`);
     this.ws = ws;
-    ws.onmessage = (e) => this.receive(e.data);
-    ws.onclose = (e) => this.closed(e);
+    // Only the current socket speaks: a late event from an old one is ignored.
+    ws.onmessage = (e) => { if (this.ws === ws) this.receive(e.data); };
+    ws.onclose = (e) => { if (this.ws === ws) this.closed(e); };
   }
 
   receive(text) {
@@ -109,9 +103,23 @@ export class Connection {
       this.attempt = 0;
       this.setStatus('live');
     } else if (msg.event === 'session.revoked') {
+      // The 4001 close follows, but its closing handshake can take a while:
+      // the session is over now, so end here (the 4001 path covers a missed event).
       this.revokedReason = msg.data?.reason ?? null;
+      this.hooks.onEvent(msg.event, msg.data ?? {});
+      this.detach();
+      this.end(this.revokedReason);
+      return;
     }
     this.hooks.onEvent(msg.event, msg.data ?? {});
+  }
+
+  /** Forgets the current socket (its late events are ignored) and closes it. */
+  detach() {
+    const ws = this.ws;
+    this.ws = null;
+    this.failPending();
+    if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, 'bye');
   }
 
   closed(event) {
