@@ -148,7 +148,13 @@ impl Connection {
                             self.ws.pong(&bytes).await.map_err(|_| Exit::Gone)?;
                         }
                         Some(Ok(AggregatedMessage::Pong(_))) => {}
-                        Some(Ok(AggregatedMessage::Close(_))) | None => return Ok(()),
+                        // Answer the client's close with ours (RFC 6455 §5.5.1),
+                        // echoing its code, so its closing handshake completes.
+                        Some(Ok(AggregatedMessage::Close(reason))) => {
+                            let code = reason.map_or(CloseCode::Normal, |r| r.code);
+                            return Err(Exit::Close(CloseReason { code, description: None }));
+                        }
+                        None => return Ok(()),
                         Some(Err(ProtocolError::Overflow)) => {
                             return Err(close(CloseCode::Size, "message too big"));
                         }

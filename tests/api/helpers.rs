@@ -402,6 +402,24 @@ impl Socket {
         }
     }
 
+    /// Starts the closing handshake from the client's side; returns the code of
+    /// the server's answering close frame (`None` if the connection just ended).
+    pub async fn close_from_client(&mut self, code: u16) -> Option<u16> {
+        use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: "bye".into(),
+        };
+        self.stream
+            .send(Message::Close(Some(frame)))
+            .await
+            .expect("send close");
+        match self.next().await {
+            Seen::Closed(code) => code,
+            Seen::Frame(f) => panic!("expected the server's close, got {f:?}"),
+        }
+    }
+
     /// Reads until the close; returns its code and the events seen before it.
     pub async fn closed(&mut self) -> (Option<u16>, Vec<ServerEvent>) {
         let mut events = Vec::new();

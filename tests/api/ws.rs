@@ -16,7 +16,16 @@ crate::on_every_stack!(
     a_role_change_takes_effect_on_the_next_message,
     disabling_a_user_closes_their_sockets,
     chat_reaches_every_socket_allowed_to_read_it,
+    a_close_from_the_client_is_answered_with_a_close,
 );
+
+async fn a_close_from_the_client_is_answered_with_a_close(app: TestApp) {
+    let browser = app.login_admin().await;
+    let mut socket = browser.socket(&app).await;
+    assert_eq!(socket.close_from_client(1000).await, Some(1000));
+    let mut other = browser.socket(&app).await;
+    assert_eq!(other.close_from_client(4000).await, Some(4000));
+}
 
 async fn upgrade_without_a_valid_session_is_401(app: TestApp) {
     let origin = app.origin();
