@@ -1,0 +1,131 @@
+//! The REST calls the scenarios need: sign-in (returning the session cookie),
+//! `me`, and the admin calls that create users and revoke sessions.
+
+use anyhow::{bail, Context};
+use reqwest::{header, Client, StatusCode};
+use serde_json::json;
+
+/// Name of tether's session cookie.
+const COOKIE_NAME: &str = "tether_session";
+/// Password of every user the harness creates.
+pub const BENCH_PASSWORD: &str = "bench-password-1";
+
+/// One server under test, as the harness reaches it.
+#[derive(Clone)]
+pub struct Server {
+    pub label: String,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub pid: Option<u32>,
+    pub client: Client,
+}
+
+impl Server {
+    pub fn new(label: &str, base: &str, pid: Option<u32>) -> Self {
+        let client = Client::builder()
+            .pool_max_idle_per_host(1024)
+            .build()
+            .expect("reqwest client");
+        Self {
+            label: label.into(),
+            base: base.trim_end_matches('/').into(),
+            pid,
+            client,
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("{}/ws", self.base.replacen("http", "ws", 1))
+    }
+
+    /// Signs in; returns the `Cookie` header value (`tether_session=…`).
+    pub async fn login(&self, username: &str, password: &str) -> anyhow::Result<String> {
+        let response = self
+            .client
+            .post(format!("{}/api/auth/login", self.base))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(json!({"username": username, "password": password}).to_string())
+            .send()
+            .await?;
+        if response.status() != StatusCode::OK {
+            bail!("login {username}: HTTP {}", response.status());
+        }
+        response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| {
+                let pair = v.split(';').next()?.trim();
+                pair.starts_with(&format!("{COOKIE_NAME}="))
+                    .then(|| pair.to_string())
+            })
+            .context("login: no session cookie")
+    }
+
+    /// `GET /api/auth/me`; Ok only on 200 (the body is read to the end).
+    pub async fn me(&self, cookie: &str) -> anyhow::Result<()> {
+        let response = self
+            .client
+            .get(format!("{}/api/auth/me", self.base))
+            .header(header::COOKIE, cookie)
+            .send()
+            .await?;
+        let status = response.status();
+        response.bytes().await?;
+        if status != StatusCode::OK {
+            bail!("me: HTTP {status}");
+        }
+        Ok(())
+    }
+
+    /// Creates a user (a 409 for an existing name is fine: reruns reuse it).
+    pub async fn ensure_user(&self, admin: &str, name: &str, role: &str) -> anyhow::Result<()> {
+        let response = self
+            .client
+            .post(format!("{}/api/admin/users", self.base))
+            .header(header::COOKIE, admin)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(
+                json!({"username": name, "password": BENCH_PASSWORD, "roles": [role]}).to_string(),
+            )
+            .send()
+            .await?;
+        match response.status() {
+            StatusCode::CREATED | StatusCode::CONFLICT => Ok(()),
+            other => bail!("create user {name}: HTTP {other}"),
+        }
+    }
+
+    /// `DELETE /api/admin/sessions/{sid}`: returns once the server answered 204.
+    pub async fn revoke(&self, admin: &str, sid: &str) -> anyhow::Result<()> {
+        let response = self
+            .client
+            .delete(format!("{}/api/admin/sessions/{sid}", self.base))
+            .header(header::COOKIE, admin)
+            .send()
+            .await?;
+        if response.status() != StatusCode::NO_CONTENT {
+            bail!("revoke {sid}: HTTP {}", response.status());
+        }
+        Ok(())
+    }
+}
+
+/// Signs in `count` sessions spread over `users`, `parallel` at a time.
+pub async fn sessions(
+    server: &Server,
+    users: &[String],
+    count: usize,
+    parallel: usize,
+) -> anyhow::Result<Vec<String>> {
+    use futures_util::{stream, StreamExt, TryStreamExt};
+    stream::iter(0..count)
+        .map(|i| {
+            let user = &users[i % users.len()];
+            server.login(user, BENCH_PASSWORD)
+        })
+        .buffer_unordered(parallel.max(1))
+        .try_collect()
+        .await
+}

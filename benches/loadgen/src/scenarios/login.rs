@@ -1,0 +1,125 @@
+//! `login`: sign-ins per second, beside this machine's raw argon2id
+//! verifications per second (same parameters as tether), and `me` latency
+//! while the sign-ins saturate the CPU.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use argon2::{
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    Algorithm, Argon2, Params, Version,
+};
+
+use super::{percent, Bench, Target};
+use crate::{http::BENCH_PASSWORD, load, stats::Row};
+
+/// tether's parameters (src/auth/password.rs): m=19456 KiB, t=2, p=1.
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19_456, 2, 1, None).expect("valid argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Verifications per second with one thread per core, for `duration`.
+pub fn raw_argon2_rate(duration: Duration) -> f64 {
+    let salt = SaltString::generate(&mut OsRng);
+    let phc = argon2()
+        .hash_password(BENCH_PASSWORD.as_bytes(), &salt)
+        .expect("hash")
+        .to_string();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (phc, stop, count) = (phc.clone(), stop.clone(), count.clone());
+            std::thread::spawn(move || {
+                let parsed = PasswordHash::new(&phc).expect("phc");
+                let hasher = argon2();
+                while !stop.load(Ordering::Relaxed) {
+                    let ok = hasher.verify_password(BENCH_PASSWORD.as_bytes(), &parsed);
+                    assert!(ok.is_ok(), "argon2 verify failed");
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        let _ = worker.join();
+    }
+    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
+    let duration = bench.sizes.duration();
+    let raw = tokio::task::spawn_blocking(move || raw_argon2_rate(duration)).await?;
+    let mut row = Row::new("argon2", "machine", format!("{} threads", threads()))
+        .note("raw argon2id verifications/s in-process, m=19456 t=2 p=1");
+    row.throughput = raw;
+    bench.push(row);
+    for target in bench.targets.clone() {
+        let (logins, me) = measure(&target, bench).await?;
+        let ratio = percent(logins.throughput, Some(raw));
+        bench.push(logins.note(format!("{ratio} of raw argon2id (target >= 90%)")));
+        let p99 = me.p99_ms.unwrap_or(f64::INFINITY);
+        let met = if p99 < 20.0 { "met" } else { "MISSED" };
+        bench.push(me.note(format!(
+            "me while logins saturate the CPU: p99 < 20 ms {met}"
+        )));
+    }
+    Ok(())
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Closed-loop sign-ins, with `me` at a fixed rate alongside.
+async fn measure(target: &Target, bench: &Bench) -> anyhow::Result<(Row, Row)> {
+    let sizes = &bench.sizes;
+    let server = target.server.clone();
+    let me_cookie = server.login(&target.users[0], BENCH_PASSWORD).await?;
+    let me_server = server.clone();
+    let me = tokio::spawn(load::fixed_rate(
+        sizes.me_during_login_rate,
+        sizes.duration(),
+        256,
+        move |_| {
+            let (server, cookie) = (me_server.clone(), me_cookie.clone());
+            async move { server.me(&cookie).await }
+        },
+    ));
+    let users = target.users.clone();
+    let states: Vec<usize> = (0..sizes.login_clients).collect();
+    let logins = load::closed_loop(states, sizes.duration(), move |i| {
+        let (server, user) = (server.clone(), users[i % users.len()].clone());
+        async move {
+            let outcome = server.login(&user, BENCH_PASSWORD).await.map(drop);
+            (i, outcome)
+        }
+    })
+    .await;
+    let me = me.await?;
+    let pid = target.server.pid;
+    let label = target.label();
+    let mut logins_row = Row::new("login", label, format!("closed(c={})", sizes.login_clients))
+        .with_hist(&logins.hist, logins.elapsed)
+        .rss(pid);
+    logins_row.errors = logins.errors;
+    let mut me_row = Row::new(
+        "login+me",
+        label,
+        format!("fixed({}/s)", sizes.me_during_login_rate),
+    )
+    .with_hist(&me.hist, me.elapsed)
+    .rss(pid);
+    me_row.errors = me.errors;
+    Ok((logins_row, me_row))
+}

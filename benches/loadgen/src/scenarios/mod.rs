@@ -1,0 +1,138 @@
+//! The scenarios of issue 5, one file each, over a shared [`Bench`]: the
+//! servers under test, the sizes of this run, and the rows gathered so far.
+
+pub mod chat;
+pub mod idle;
+pub mod login;
+pub mod me;
+pub mod messages;
+pub mod revoke;
+pub mod upgrade;
+
+use std::time::Duration;
+
+use crate::{http::Server, stats::Row};
+
+/// How big this run is (`--quick` shrinks every number).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Sizes {
+    /// How long each timed measurement runs.
+    pub secs: f64,
+    pub login_clients: usize,
+    /// `me` requests per second sent while logins saturate the CPU.
+    pub me_during_login_rate: f64,
+    pub me_clients: usize,
+    pub upgrade_clients: usize,
+    pub storm_sockets: usize,
+    pub message_sockets: usize,
+    pub idle_levels: Vec<usize>,
+    pub revoke_sessions: usize,
+    pub chat_sockets: usize,
+    pub chat_broadcasts: usize,
+}
+
+impl Sizes {
+    pub fn full() -> Self {
+        Self {
+            secs: 8.0,
+            login_clients: 4,
+            me_during_login_rate: 100.0,
+            me_clients: 64,
+            upgrade_clients: 32,
+            storm_sockets: 2000,
+            message_sockets: 64,
+            idle_levels: vec![1000, 5000, 10_000, 19_000],
+            revoke_sessions: 100,
+            chat_sockets: 1000,
+            chat_broadcasts: 40,
+        }
+    }
+
+    pub fn quick() -> Self {
+        Self {
+            secs: 3.0,
+            login_clients: 4,
+            me_during_login_rate: 100.0,
+            me_clients: 32,
+            upgrade_clients: 16,
+            storm_sockets: 500,
+            message_sockets: 32,
+            idle_levels: vec![1000, 5000],
+            revoke_sessions: 30,
+            chat_sockets: 200,
+            chat_broadcasts: 15,
+        }
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.secs)
+    }
+}
+
+/// A tether server prepared for load: signed-in admin and bench users.
+#[derive(Clone)]
+pub struct Target {
+    pub server: Server,
+    /// Cookie of the admin session (for the admin API).
+    pub admin: String,
+    /// Names of users with role `user` (`chat:read`, `chat:write`, no admin messages).
+    pub users: Vec<String>,
+}
+
+/// Fixed-rate runs send at this share of the closed-loop rate just measured:
+/// on 2 shared cores the load generator's own per-request tasks cost enough
+/// that 80 % already overloads the pair and only measures queueing.
+pub const FIXED_SHARE: f64 = 0.5;
+
+/// Number of bench users created on each user store.
+const BENCH_USERS: usize = 8;
+
+impl Target {
+    pub async fn prepare(server: Server, admin_password: &str) -> anyhow::Result<Self> {
+        let admin = server.login("admin", admin_password).await?;
+        let mut users = Vec::with_capacity(BENCH_USERS);
+        for i in 0..BENCH_USERS {
+            let name = format!("bench-u{i}");
+            server.ensure_user(&admin, &name, "user").await?;
+            users.push(name);
+        }
+        Ok(Self {
+            server,
+            admin,
+            users,
+        })
+    }
+
+    pub fn label(&self) -> &str {
+        &self.server.label
+    }
+}
+
+/// Everything the scenarios run against.
+pub struct Bench {
+    pub sizes: Sizes,
+    /// The in-process and the Redis-backed tether, whichever were given.
+    pub targets: Vec<Target>,
+    /// A second Redis-backed instance sharing the first one's Redis and database.
+    pub second: Option<Target>,
+    /// The bare actix-ws echo server.
+    pub echo: Option<Server>,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    pub rows: Vec<Row>,
+}
+
+impl Bench {
+    pub fn push(&mut self, row: Row) {
+        crate::stats::print_row(&row);
+        self.rows.push(row);
+    }
+}
+
+/// `part / whole` as a percentage, for notes.
+pub fn percent(part: f64, whole: Option<f64>) -> String {
+    match whole {
+        Some(whole) if whole > 0.0 => format!("{:.0}%", 100.0 * part / whole),
+        _ => "n/a".into(),
+    }
+}
