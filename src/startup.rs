@@ -88,8 +88,13 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = open_user_store(&config).await?;
+        let mut db = open_user_store(&config).await?;
         auth::users::bootstrap_admin(&db, &config).await?;
+        // Without Redis nothing announces `tether users …` run beside this
+        // server; a SQLite store can tell us itself.
+        if config.redis_url.is_none() {
+            db.watch_other_processes()?;
+        }
         let sessions = open_sessions(&config).await?;
         if config.redis_url.is_none() {
             log::warn!(
@@ -120,7 +125,7 @@ impl Application {
             .set_sink(event_sink(access.clone(), hub.clone(), sweep));
         sessions.bus.spawn_subscriber();
         ws::census::spawn(sessions.clone(), hub.clone());
-        if db.backend() == crate::db::Backend::Sqlite {
+        if db.watches_other_processes() {
             spawn_user_store_watch(access.clone(), hub.clone());
         }
 
@@ -213,15 +218,17 @@ fn event_sink(
     })
 }
 
-/// SQLite only: every permission check already notices commits made by other
-/// processes (the CLI); this also wakes idle sockets within a second, so a
-/// user disabled from the CLI loses sockets that send nothing.
+/// SQLite without Redis: every permission check already notices commits made
+/// by other processes (the CLI). Once a second this also asks SQLite exactly
+/// (covering the probe's file-time shortcut) and wakes idle sockets, so a user
+/// disabled from the CLI loses sockets that send nothing.
 fn spawn_user_store_watch(access: Arc<AccessCache>, hub: Arc<Hub>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         let mut seen = access.generation();
         loop {
             tick.tick().await;
+            access.sync_exact();
             let now = access.generation();
             if now != seen {
                 seen = now;

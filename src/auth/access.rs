@@ -85,8 +85,9 @@ impl AccessCache {
         }
     }
 
-    /// Moves on every invalidation. With a SQLite user store this first asks
-    /// whether another process (the CLI) committed, and if so forgets everything.
+    /// Moves on every invalidation. When the user store is watched for other
+    /// processes' commits (SQLite without Redis), this first asks whether one
+    /// happened, and if so forgets everything.
     pub fn generation(&self) -> u64 {
         if self.db.changed_elsewhere() {
             self.invalidate_all();
@@ -110,6 +111,14 @@ impl AccessCache {
             self.write().insert(id, access.clone());
         }
         Ok(Some(access))
+    }
+
+    /// Asks the user store directly (no shortcut) whether another process
+    /// changed it, and if so forgets everything. For a periodic check.
+    pub fn sync_exact(&self) {
+        if self.db.changed_elsewhere_exact() {
+            self.invalidate_all();
+        }
     }
 
     pub fn invalidate(&self, id: Uuid) {

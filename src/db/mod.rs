@@ -101,7 +101,9 @@ impl From<diesel::result::Error> for DbError {
 pub struct Db {
     pool: Pool,
     backend: Backend,
-    /// SQLite only: notices other processes' commits (see `change_probe`).
+    /// SQLite file, for the change probe.
+    sqlite_path: Option<String>,
+    /// Notices other processes' commits, once `watch_other_processes` is on.
     probe: Option<std::sync::Arc<change_probe::ChangeProbe>>,
 }
 
@@ -112,10 +114,8 @@ impl Db {
         let target =
             Target::parse(url).map_err(|reason| DbError::Other(anyhow::anyhow!(reason)))?;
         let backend = target.backend();
-        let probe = match &target {
-            Target::Sqlite(path) => Some(std::sync::Arc::new(
-                change_probe::ChangeProbe::open(path).map_err(DbError::Unavailable)?,
-            )),
+        let sqlite_path = match &target {
+            Target::Sqlite(path) => Some(path.clone()),
             Target::Postgres(_) => None,
         };
         let pool = pool::build(target).map_err(|e| {
@@ -124,15 +124,36 @@ impl Db {
         Ok(Db {
             pool,
             backend,
-            probe,
+            sqlite_path,
+            probe: None,
         })
     }
 
-    /// `true` if another process committed to a SQLite user store since the
-    /// last call (always `false` for PostgreSQL, whose instances share changes
-    /// over Redis). Synchronous and cheap: a local `PRAGMA`.
+    /// SQLite only: from now on, `changed_elsewhere` notices commits made by
+    /// other processes. For a server without Redis, where nothing else would
+    /// tell it about `tether users …` run beside it.
+    pub fn watch_other_processes(&mut self) -> Result<(), DbError> {
+        if let Some(path) = &self.sqlite_path {
+            let probe = change_probe::ChangeProbe::open(path).map_err(DbError::Unavailable)?;
+            self.probe = Some(std::sync::Arc::new(probe));
+        }
+        Ok(())
+    }
+
+    /// `true` if another process committed since the last call (always
+    /// `false` unless `watch_other_processes` is on). Cheap: usually one `statx`.
     pub fn changed_elsewhere(&self) -> bool {
         self.probe.as_ref().is_some_and(|p| p.changed())
+    }
+
+    /// As `changed_elsewhere`, always asking SQLite itself (for a periodic check).
+    pub fn changed_elsewhere_exact(&self) -> bool {
+        self.probe.as_ref().is_some_and(|p| p.changed_exact())
+    }
+
+    /// Whether `watch_other_processes` is on.
+    pub fn watches_other_processes(&self) -> bool {
+        self.probe.is_some()
     }
 
     pub fn backend(&self) -> Backend {

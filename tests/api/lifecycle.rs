@@ -225,16 +225,19 @@ async fn an_active_socket_outlives_the_idle_timeout_but_closes_at_the_absolute_d
         let mut socket = browser.socket(&app).await;
         let opened = std::time::Instant::now();
         let mut events = Vec::new();
-        let code = loop {
-            socket.send_text(r#"{"id":0,"type":"ping"}"#).await;
-            match socket.next().await {
-                Seen::Frame(ServerFrame::Event(e)) => events.push(e),
-                Seen::Frame(ServerFrame::Reply(_)) => {
-                    tokio::time::sleep(Duration::from_millis(150)).await
-                }
-                Seen::Closed(code) => break code,
-            }
-        };
+        // Busy well past the 1 s idle timeout, stopping short of the 3 s
+        // absolute deadline (a send racing the server's close would fail) …
+        while opened.elapsed() < Duration::from_millis(2400) {
+            let (reply, seen) = socket
+                .request_with_events("ping", serde_json::json!({}))
+                .await;
+            assert!(reply.ok, "{name}");
+            events.extend(seen);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        // … then only listening.
+        let (code, rest) = socket.closed().await;
+        events.extend(rest);
         // Well past the 1 s idle timeout (socket activity kept the session
         // alive), and ended by the 3 s absolute deadline.
         assert!(
