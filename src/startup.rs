@@ -108,7 +108,7 @@ impl Application {
                 Key::generate()
             }
         };
-        let listener = TcpListener::bind(config.bind)
+        let listener = listen(config.bind)
             .with_context(|| format!("cannot bind {} (TETHER_BIND)", config.bind))?;
         let port = listener.local_addr()?.port();
 
@@ -267,7 +267,9 @@ fn http_server(
             .session_lifecycle(
                 BrowserSession::default()
                     .state_ttl(CookieDuration::seconds(config.session_idle.as_secs() as i64))
-                    .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+                    // Activity is recorded by the store adapter's `load`, at
+                    // most every few seconds (see `Sessions::touch_interval`).
+                    .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
             )
             .build();
         let app = App::new()
@@ -330,6 +332,20 @@ fn http_server(
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// Pending connections the kernel queues for us. std's `bind` asks for 128;
+/// a reconnect storm of thousands of sockets overflowed it (SYN retries,
+/// p99 ≈ 1 s in the benchmark). The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 4096;
+
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {

@@ -46,6 +46,9 @@ pub fn public_id(key: &str) -> String {
     hex::encode(&digest[..16])
 }
 
+/// See [`Sessions::touch_interval`].
+pub const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -88,6 +91,14 @@ impl Sessions {
 
     pub fn idle_ms(&self) -> i64 {
         self.idle.as_millis() as i64
+    }
+
+    /// Activity is written to the store at most this often (5 s, or a quarter
+    /// of the idle timeout if shorter): enough that an active client never
+    /// lets the session lapse, rare enough that a request costs one store
+    /// round trip, not two.
+    pub fn touch_interval(&self) -> Duration {
+        TOUCH_INTERVAL.min(self.idle / 4)
     }
 
     pub async fn load(&self, sid: &str) -> Result<Option<StoredSession>, StoreError> {

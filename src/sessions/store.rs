@@ -73,11 +73,24 @@ impl actix_session::storage::SessionStore for SessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
         let sid = public_id(session_key.as_ref());
         let now = now_ms();
-        let Some(stored) = on_backend!(self, b => b.load(&sid, now))
+        let Some(mut stored) = on_backend!(self, b => b.load(&sid, now))
             .map_err(|e| LoadError::Other(store_error(e)))?
         else {
             return Ok(None);
         };
+        // This request is activity. Recording it costs a second round trip, so
+        // only when the last recorded activity is older than the touch interval
+        // (actix's per-request `update_ttl` is off for the same reason).
+        let touch_every = self.sessions.touch_interval().as_millis() as i64;
+        if now - stored.last_seen_ms >= touch_every {
+            let idle = self.sessions.idle_ms();
+            match on_backend!(self, b => b.touch(&sid, idle, now))
+                .map_err(|e| LoadError::Other(store_error(e)))?
+            {
+                Some(expires_at) => stored.expires_at_ms = expires_at,
+                None => return Ok(None),
+            }
+        }
         let mut state = stored.state;
         // Values are JSON, as actix-session expects: a quoted string, bare numbers.
         state.insert(

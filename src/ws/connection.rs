@@ -14,7 +14,7 @@ use super::{
     dispatch::{Ctx, SessionOutcome},
     hub::Registration,
     protocol::{ClientFrame, ErrorCode, Reply, ServerEvent, SessionJson, UserJson},
-    CLOSE_SESSION_REVOKED, TOUCH_INTERVAL,
+    CLOSE_SESSION_REVOKED,
 };
 use crate::{
     auth::{routes::SessionView, CurrentSession, UserAccess},
@@ -97,7 +97,7 @@ impl Connection {
     }
 
     fn session_json(&self) -> SessionJson {
-        let v = SessionView::of(&self.session, self.state.sessions.idle_ms());
+        let v = SessionView::of(&self.session);
         SessionJson {
             id: v.id,
             created_at: v.created_at,
@@ -118,7 +118,7 @@ impl Connection {
             self.state.config.session_expiring_notice,
         );
         // Often enough that an active socket never lets a short idle timeout lapse.
-        let touch_every = TOUCH_INTERVAL.min(self.state.sessions.idle / 4);
+        let touch_every = self.state.sessions.touch_interval();
         let socket = self.registration.socket.clone();
 
         loop {

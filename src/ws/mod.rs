@@ -17,11 +17,6 @@ pub mod sweep;
 
 pub use hub::Hub;
 
-use std::time::Duration;
-
-/// Socket activity refreshes the session's idle deadline at most this often
-/// (or a quarter of the idle timeout, if that is shorter).
-pub const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
 /// Close code sent when the session ends.
 pub const CLOSE_SESSION_REVOKED: u16 = 4001;
 /// Events queued for one socket before it counts as too slow and is closed.

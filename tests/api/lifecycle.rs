@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 use serde_json::Value;
 use tether::ws::protocol::{ServerEvent, ServerFrame};
 
-use crate::helpers::{spawn_app_with, Seen, Stack, TestApp};
+use crate::helpers::{spawn_app_with, Stack, TestApp};
 
 crate::on_every_stack!(a_session_revoked_during_500_requests_stays_deleted);
 

@@ -19,7 +19,7 @@ impl MessageHandler for WhoAmI {
     async fn handle(ctx: &Ctx<'_>, _: NoData) -> Result<Value, HandlerError> {
         Ok(json!({
             "user": ctx.user.view(),
-            "session": SessionView::of(ctx.session, ctx.state.sessions.idle_ms()),
+            "session": SessionView::of(ctx.session),
         }))
     }
 }
