@@ -1,7 +1,14 @@
-//! The browser app in a real Chromium: `tests/browser/run.mjs` (playwright-core)
-//! drives Debian's `/usr/bin/chromium` against the real app on SQLite + Redis,
-//! so an admin's revocation takes the production path. Screenshots land in
-//! `test-artifacts/browser/`.
+//! The browser app in real browsers, against the real app on SQLite + Redis,
+//! so an admin's revocation takes the production path:
+//!
+//! - Chromium: `tests/browser/run.mjs` (playwright-core) drives Debian's
+//!   `/usr/bin/chromium`.
+//! - Firefox: `tests/browser/firefox.mjs` (selenium-webdriver over WebDriver
+//!   classic + BiDi) drives Debian's `/usr/bin/firefox-esr` through
+//!   `geckodriver` (from crates.io), since Playwright drives only its own
+//!   patched Firefox build, which cannot be downloaded here.
+//!
+//! Screenshots land in `test-artifacts/browser/` (Firefox's as `firefox-*`).
 
 use std::{
     path::{Path, PathBuf},
@@ -14,8 +21,16 @@ use crate::{
     services::service_missing,
 };
 
-/// The whole browser run, Chromium's start included; the script stops itself earlier.
+/// The whole Chromium run, Chromium's start included; the script stops itself earlier.
 const RUN_LIMIT: Duration = Duration::from_secs(150);
+/// The whole Firefox run, both Firefox starts included; the script stops itself earlier.
+const FIREFOX_RUN_LIMIT: Duration = Duration::from_secs(100);
+/// Firefox's files in the artifacts folder start with this; Chromium's do not.
+const FIREFOX_PREFIX: &str = "firefox-";
+
+/// One browser run at a time: two browsers at once on a small machine would
+/// slow each other past the tests' timing checks (revocation within 2 s).
+static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -28,8 +43,31 @@ fn chromium() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
 }
 
-/// Why the browser run cannot happen here, if it cannot.
-fn missing_prerequisite() -> Option<String> {
+/// Firefox to drive: `TETHER_TEST_FIREFOX`, else Debian's ESR.
+fn firefox() -> PathBuf {
+    std::env::var_os("TETHER_TEST_FIREFOX")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/firefox-esr"))
+}
+
+/// geckodriver: `TETHER_TEST_GECKODRIVER`, else the first on PATH, else
+/// `~/.cargo/bin/geckodriver` (where `cargo install` puts it).
+fn geckodriver() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("TETHER_TEST_GECKODRIVER") {
+        return Some(PathBuf::from(path)).filter(|path| path.is_file());
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("geckodriver"));
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))
+        .map(|cargo| cargo.join("bin/geckodriver"));
+    on_path.chain(cargo_bin).find(|path| path.is_file())
+}
+
+fn node_missing() -> Option<String> {
     let node = std::process::Command::new("node")
         .arg("--version")
         .stdout(Stdio::null())
@@ -38,9 +76,19 @@ fn missing_prerequisite() -> Option<String> {
     if !node.is_ok_and(|s| s.success()) {
         return Some("node is not on PATH".into());
     }
-    let package = root().join("tests/browser/node_modules/playwright-core/package.json");
-    if !package.is_file() {
-        return Some("playwright-core is not installed (cd tests/browser && npm ci)".into());
+    None
+}
+
+fn npm_package_missing(package: &str) -> Option<String> {
+    let manifest = root().join(format!("tests/browser/node_modules/{package}/package.json"));
+    (!manifest.is_file())
+        .then(|| format!("{package} is not installed (cd tests/browser && npm ci)"))
+}
+
+/// Why the Chromium run cannot happen here, if it cannot.
+fn missing_prerequisite() -> Option<String> {
+    if let Some(why) = node_missing().or_else(|| npm_package_missing("playwright-core")) {
+        return Some(why);
     }
     let chromium = chromium();
     if !chromium.is_file() {
@@ -50,6 +98,25 @@ fn missing_prerequisite() -> Option<String> {
         ));
     }
     None
+}
+
+/// Why the Firefox run cannot happen here, if it cannot.
+fn missing_firefox_prerequisite() -> Result<PathBuf, String> {
+    if let Some(why) = node_missing().or_else(|| npm_package_missing("selenium-webdriver")) {
+        return Err(why);
+    }
+    let firefox = firefox();
+    if !firefox.is_file() {
+        return Err(format!(
+            "{} is missing (apt-get install firefox-esr)",
+            firefox.display()
+        ));
+    }
+    geckodriver().ok_or_else(|| {
+        "no geckodriver at TETHER_TEST_GECKODRIVER, on PATH or in ~/.cargo/bin \
+         (cargo install geckodriver --locked)"
+            .into()
+    })
 }
 
 /// The app has no inline script or style, so the strict policy costs it nothing.
@@ -80,6 +147,40 @@ async fn the_browser_app_works_end_to_end_in_chromium() {
         service_missing(test, "Chromium/Playwright", &why);
         return;
     }
+    let chromium = chromium();
+    let browser_env = [("TETHER_CHROMIUM", chromium.as_os_str())];
+    run_browser_script(test, "run.mjs", &browser_env, RUN_LIMIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_app_works_end_to_end_in_firefox() {
+    let test = "browser::the_browser_app_works_end_to_end_in_firefox";
+    let geckodriver = match missing_firefox_prerequisite() {
+        Ok(geckodriver) => geckodriver,
+        Err(why) => {
+            service_missing(test, "Firefox/geckodriver/selenium-webdriver", &why);
+            return;
+        }
+    };
+    let firefox = firefox();
+    let browser_env = [
+        ("TETHER_FIREFOX", firefox.as_os_str()),
+        ("TETHER_GECKODRIVER", geckodriver.as_os_str()),
+    ];
+    run_browser_script(test, "firefox.mjs", &browser_env, FIREFOX_RUN_LIMIT).await;
+}
+
+/// Starts the app (SQLite + Redis, serving `web/`), creates the admin's two
+/// users, runs `node tests/browser/{script}` against it and fails with its log
+/// unless it passes within `limit`. The run's log goes to the artifacts folder.
+async fn run_browser_script(
+    test: &str,
+    script: &str,
+    browser_env: &[(&str, &std::ffi::OsStr)],
+    limit: Duration,
+) {
+    let _one_at_a_time = ONE_BROWSER_AT_A_TIME.lock().await;
+    let firefox = script == "firefox.mjs";
     let web = root().join("web");
     let web = web.to_str().expect("the checkout path is UTF-8");
     let Some(app) = spawn_app_with(test, Stack::SqliteRedis, &[("TETHER_WEB_DIR", web)]).await
@@ -89,11 +190,11 @@ async fn the_browser_app_works_end_to_end_in_chromium() {
     let alice = app.create_user("alice", &["user"]).await;
     let bob = app.create_user("bob", &["user"]).await;
     let artifacts = root().join("test-artifacts/browser");
-    let _ = std::fs::remove_dir_all(&artifacts);
-    std::fs::create_dir_all(&artifacts).expect("create test-artifacts/browser");
+    clear_artifacts(&artifacts, firefox);
 
-    let mut child = std::process::Command::new("node")
-        .arg("run.mjs")
+    let mut command = std::process::Command::new("node");
+    command
+        .arg(script)
         .current_dir(root().join("tests/browser"))
         .env("TETHER_URL", &app.address)
         .env("TETHER_ADMIN_USER", "admin")
@@ -103,12 +204,15 @@ async fn the_browser_app_works_end_to_end_in_chromium() {
         .env("TETHER_USER_B", "bob")
         .env("TETHER_PASSWORD_B", &bob)
         .env("TETHER_ARTIFACTS", &artifacts)
-        .env("TETHER_CHROMIUM", chromium())
+        .envs(browser_env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start node");
+        .stderr(Stdio::piped());
+    // Its own process group, so a run over the limit is ended with its
+    // browsers and drivers.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command.spawn().expect("start node");
     let stdout = read_all(child.stdout.take());
     let stderr = read_all(child.stderr.take());
     // Poll rather than block: the server under test runs on this runtime.
@@ -117,9 +221,8 @@ async fn the_browser_app_works_end_to_end_in_chromium() {
         if let Some(status) = child.try_wait().expect("wait for node") {
             break Some(status);
         }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
+        if started.elapsed() > limit {
+            kill_group(&mut child);
             break None;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -129,15 +232,50 @@ async fn the_browser_app_works_end_to_end_in_chromium() {
         stdout.join().unwrap_or_default(),
         stderr.join().unwrap_or_default()
     );
-    let _ = std::fs::write(artifacts.join("run.log"), &log);
+    let log_name = if firefox {
+        "firefox-run.log"
+    } else {
+        "run.log"
+    };
+    let _ = std::fs::write(artifacts.join(log_name), &log);
     println!("{log}");
-    let status =
-        status.unwrap_or_else(|| panic!("the browser run took over {RUN_LIMIT:?}:\n{log}"));
+    let status = status.unwrap_or_else(|| panic!("the browser run took over {limit:?}:\n{log}"));
     assert!(
         status.success(),
         "the browser run failed ({status}); screenshots and page HTML in {}:\n{log}",
         artifacts.display()
     );
+}
+
+/// Removes the previous run's files of one browser (Firefox's `firefox-*`, or
+/// all the others for Chromium), leaving the other browser's in place.
+fn clear_artifacts(artifacts: &Path, firefox: bool) {
+    std::fs::create_dir_all(artifacts).expect("create test-artifacts/browser");
+    for entry in std::fs::read_dir(artifacts).expect("read test-artifacts/browser") {
+        let Ok(entry) = entry else { continue };
+        let is_firefox = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(FIREFOX_PREFIX);
+        if is_firefox == firefox {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+        }
+    }
+}
+
+/// Ends a run over its limit: node, and the browsers and drivers it started.
+fn kill_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Reads a child's pipe to the end on its own thread, so a full pipe never stalls the child.
