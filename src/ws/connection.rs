@@ -120,9 +120,35 @@ impl Connection {
         // Often enough that an active socket never lets a short idle timeout lapse.
         let touch_every = self.state.sessions.touch_interval();
         let socket = self.registration.socket.clone();
+        // Created once and re-armed, not per message: a fresh timer and a
+        // fresh waiter per loop turn cost a timer-wheel insert/remove and a
+        // mutex on every frame.
+        let signal = socket.signal.notified();
+        tokio::pin!(signal);
+        let mut wake_at = deadlines.next().0;
+        let deadline = tokio::time::sleep_until(wake_at);
+        tokio::pin!(deadline);
 
         loop {
+            if deadlines.next().0 != wake_at {
+                wake_at = deadlines.next().0;
+                deadline.as_mut().reset(wake_at);
+            }
             tokio::select! {
+                // Revocation first.
+                biased;
+                _ = &mut signal => {
+                    signal.set(socket.signal.notified());
+                    if let Some(reason) = socket.signal.ended() {
+                        return Err(self.ended(reason).await);
+                    }
+                    if socket.signal.too_slow() {
+                        return Err(close(CloseCode::Again, "too slow to keep up"));
+                    }
+                    if socket.signal.take_user_changed() {
+                        self.refresh_access().await?;
+                    }
+                }
                 frame = self.stream.next() => {
                     last_heard = Instant::now();
                     match frame {
@@ -170,25 +196,17 @@ impl Connection {
                     }
                     self.ws.ping(b"").await.map_err(|_| Exit::Gone)?;
                 }
-                _ = socket.signal.notified() => {
-                    if let Some(reason) = socket.signal.ended() {
-                        return Err(self.ended(reason).await);
-                    }
-                    if socket.signal.too_slow() {
-                        return Err(close(CloseCode::Again, "too slow to keep up"));
-                    }
-                    if socket.signal.take_user_changed() {
-                        self.refresh_access().await?;
-                    }
-                }
                 Some(frame) = self.outbox.recv() => {
                     self.refresh_if_stale().await?;
                     if self.user.can(Permission::ChatRead) {
                         self.send_text(frame.to_string()).await?;
                     }
                 }
-                _ = tokio::time::sleep_until(deadlines.next().0) => {
+                _ = &mut deadline => {
                     self.on_deadline(&mut deadlines).await?;
+                    // Always re-arm: a fired timer stays ready.
+                    wake_at = deadlines.next().0;
+                    deadline.as_mut().reset(wake_at);
                 }
             }
         }
