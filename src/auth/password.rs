@@ -11,9 +11,7 @@
 use std::sync::Arc;
 
 use argon2::{
-    password_hash::{
-        rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString,
-    },
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher as _, SaltString},
     Algorithm, Argon2, Params, Version,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -35,16 +33,67 @@ pub fn hash_blocking(password: &Password) -> anyhow::Result<String> {
     Ok(hash.to_string())
 }
 
+thread_local! {
+    /// Argon2's working memory (19 MiB at our parameters), kept by each
+    /// hashing thread. Allocating it per verification made glibc keep the
+    /// freed blocks in per-thread arenas: +117 MB RSS after 20 sign-ins.
+    static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn verify_blocking(password: &Password, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => argon2()
-            .verify_password(password.expose().as_bytes(), &parsed)
-            .is_ok(),
+    match verify_in_place(password, phc) {
+        Ok(matches) => matches,
         Err(e) => {
             log::error!("event=bad_password_hash error={e}");
             false
         }
     }
+}
+
+/// What `PasswordVerifier::verify_password` does, but hashing into this
+/// thread's reused memory, and comparing in constant time.
+fn verify_in_place(password: &Password, phc: &str) -> argon2::password_hash::Result<bool> {
+    use argon2::password_hash::{Error, Output};
+    let parsed = PasswordHash::new(phc)?;
+    let expected = parsed.hash.ok_or(Error::Password)?;
+    let stored = Params::try_from(&parsed)?;
+    let params = Params::new(
+        stored.m_cost(),
+        stored.t_cost(),
+        stored.p_cost(),
+        Some(expected.len()),
+    )?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    let hasher = Argon2::new(
+        Algorithm::try_from(parsed.algorithm)?,
+        version,
+        params.clone(),
+    );
+    let mut salt = [0u8; 64];
+    let salt = parsed
+        .salt
+        .ok_or(Error::SaltInvalid(
+            argon2::password_hash::errors::InvalidValue::Malformed,
+        ))?
+        .decode_b64(&mut salt)?;
+    let mut out = vec![0u8; expected.len()];
+    BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        if blocks.len() < params.block_count() {
+            blocks.resize(params.block_count(), argon2::Block::default());
+        }
+        hasher.hash_password_into_with_memory(
+            password.expose().as_bytes(),
+            salt,
+            &mut out,
+            &mut blocks[..params.block_count()],
+        )
+    })?;
+    Ok(Output::new(&out)? == expected)
 }
 
 type Job = Box<dyn FnOnce() + Send>;
