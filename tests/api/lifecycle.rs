@@ -321,7 +321,12 @@ async fn the_heartbeat_keeps_answering_clients_and_drops_silent_ones() {
     );
     assert!(answering.request("ping", serde_json::json!({})).await.ok);
 
-    // Not read for 3.5 s, this one answered no ping.
+    // Not read for 3.5 s, this one answered no ping: the server dropped it
+    // and kept the other.
+    assert_eq!(app.state.hub.socket_count(), 1);
+    // Reading it now, the client library first tries to answer the queued
+    // pings on the closed connection, so it may report that failure rather
+    // than the server's 1001 close frame; either way the socket is gone.
     let (code, _) = silent.closed().await;
-    assert_eq!(code, Some(1001));
+    assert!(matches!(code, Some(1001) | None), "{code:?}");
 }
