@@ -5,7 +5,7 @@
 import { api, describe } from '../api.js';
 import { h, replace, nextId, ago, timeEl, browserName } from '../dom.js';
 import { state, on, can, canAdmin, ROLE_HINTS } from '../state.js';
-import { dataTable, autoRefresh, updatedAt } from './parts.js';
+import { dataTable, autoRefresh, updatedAt, actionRunner } from './parts.js';
 
 const PER_PAGE = 50;
 
@@ -72,18 +72,7 @@ function usersPanel(directory, onUsers) {
     }
   };
 
-  const act = async (method, path, body, done) => {
-    status.textContent = 'Working…';
-    try {
-      const res = await api(method, path, body);
-      status.textContent = done(res);
-      await load();
-      return true;
-    } catch (e) {
-      status.textContent = describe(e);
-      return false;
-    }
-  };
+  const act = actionRunner(status, () => load());
 
   const row = (u) => {
     const self = u.id === state.user?.id;
@@ -195,21 +184,12 @@ function sessionsPanel(directory) {
     }
   };
 
-  const act = async (method, path, done) => {
-    status.textContent = 'Working…';
-    try {
-      const res = await api(method, path);
-      status.textContent = done(res);
-      await load(true);
-    } catch (e) {
-      status.textContent = describe(e);
-    }
-  };
+  const act = actionRunner(status, () => load(true));
 
   revokeAll.addEventListener('click', () => {
     const id = filter.value;
     const name = directory.get(id) ?? 'the user';
-    act('DELETE', `/api/admin/users/${id}/sessions`, (res) => `Ended ${res.ended} session${res.ended === 1 ? '' : 's'} of ${name}.`);
+    act('DELETE', `/api/admin/users/${id}/sessions`, undefined, (res) => `Ended ${res.ended} session${res.ended === 1 ? '' : 's'} of ${name}.`);
   });
 
   const render = (force) => {
@@ -229,7 +209,7 @@ function sessionsPanel(directory) {
           h('button', {
             type: 'button',
             class: 'small danger',
-            onclick: () => act('DELETE', `/api/admin/sessions/${encodeURIComponent(s.id)}`,
+            onclick: () => act('DELETE', `/api/admin/sessions/${encodeURIComponent(s.id)}`, undefined,
               () => `Revoked a session of ${s.username ?? 'a user'}.`),
           }, 'Revoke'),
         ],

@@ -1,7 +1,29 @@
 // Pieces shared by the sessions and admin screens: a table that becomes a
-// list of cards on a narrow screen, and a polite auto-refresh.
+// list of cards on a narrow screen, a polite auto-refresh, and the runner for
+// buttons that call the API.
 
+import { api, describe } from '../api.js';
 import { h } from '../dom.js';
+
+/**
+ * Returns `act(method, path, body, done)` for a screen's buttons: it shows
+ * progress and then `done(response)` (or the error) in `status`, reloads the
+ * screen's data after a success, and resolves to whether the call succeeded.
+ */
+export function actionRunner(status, reload) {
+  return async (method, path, body, done) => {
+    status.textContent = 'Working…';
+    try {
+      const res = await api(method, path, body);
+      status.textContent = done(res);
+      await reload();
+      return true;
+    } catch (e) {
+      status.textContent = describe(e);
+      return false;
+    }
+  };
+}
 
 /**
  * columns: [{label}]; rows: [{attrs, cells: [node|string, …]}].

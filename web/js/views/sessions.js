@@ -3,7 +3,7 @@
 
 import { api, describe } from '../api.js';
 import { h, replace, ago, until, timeEl, browserName } from '../dom.js';
-import { dataTable, autoRefresh, updatedAt } from './parts.js';
+import { dataTable, autoRefresh, updatedAt, actionRunner } from './parts.js';
 
 export function sessionsView({ signOut }) {
   const list = h('div', { class: 'list', 'aria-live': 'polite', 'aria-busy': 'true' }, h('p', { class: 'muted' }, 'Loading…'));
@@ -23,16 +23,7 @@ export function sessionsView({ signOut }) {
     }
   };
 
-  const act = async (method, path, done) => {
-    status.textContent = 'Working…';
-    try {
-      const res = await api(method, path);
-      status.textContent = done(res);
-      await load(true);
-    } catch (e) {
-      status.textContent = describe(e);
-    }
-  };
+  const act = actionRunner(status, () => load(true));
 
   const render = (sessions, force) => {
     list.removeAttribute('aria-busy');
@@ -56,7 +47,7 @@ export function sessionsView({ signOut }) {
             class: 'danger small',
             // This device: a plain sign-out, so the page says "You have signed out".
             onclick: s.current ? signOut
-              : () => act('DELETE', `/api/auth/sessions/${encodeURIComponent(s.id)}`, () => 'Signed out that device.'),
+              : () => act('DELETE', `/api/auth/sessions/${encodeURIComponent(s.id)}`, undefined, () => 'Signed out that device.'),
           }, s.current ? 'Sign out this device' : 'Sign out'),
         ],
       })), 'No sessions.'));
@@ -65,7 +56,7 @@ export function sessionsView({ signOut }) {
   const everywhere = h('button', {
     type: 'button',
     class: 'danger',
-    onclick: () => act('DELETE', '/api/auth/sessions', (res) => `Signed out ${res.ended} other session${res.ended === 1 ? '' : 's'}.`),
+    onclick: () => act('DELETE', '/api/auth/sessions', undefined, (res) => `Signed out ${res.ended} other session${res.ended === 1 ? '' : 's'}.`),
   }, 'Sign out everywhere else');
 
   const el = h('section', { dataset: { view: 'sessions' } },
