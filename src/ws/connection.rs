@@ -2,17 +2,17 @@
 //! heartbeat, hub signals (session ended, user changed), queued chat, and the
 //! session's idle and absolute deadlines.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use actix_web::web;
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError};
 use futures_util::StreamExt as _;
-use tokio::{sync::mpsc, time::Instant};
+use tokio::time::Instant;
 
 use super::{
     deadlines::{Deadlines, Due},
     dispatch::{Ctx, SessionOutcome},
-    hub::Registration,
+    hub::{Registration, Socket},
     protocol::{ClientFrame, ErrorCode, Reply, ServerEvent, SessionJson, UserJson},
     CLOSE_SESSION_REVOKED,
 };
@@ -47,11 +47,13 @@ pub struct Connection {
     pub ws: actix_ws::Session,
     pub stream: AggregatedMessageStream,
     pub registration: Registration,
-    pub outbox: mpsc::Receiver<Arc<str>>,
     pub session: CurrentSession,
     pub user: Arc<UserAccess>,
     pub access_generation: u64,
 }
+
+/// Queued chat frames sent per wake-up before the loop looks at other work.
+const SEND_BATCH: usize = 32;
 
 fn instant_at(ms: i64) -> Instant {
     let delta = ms.saturating_sub(now_ms()).max(0) as u64;
@@ -59,9 +61,34 @@ fn instant_at(ms: i64) -> Instant {
 }
 
 impl Connection {
-    pub async fn run(mut self) {
-        let exit = self.serve().await;
-        let sid = self.registration.socket.sid.clone();
+    /// The socket's task. Its future is most of what an idle socket costs
+    /// beyond actix's own buffers (issue 5 measures memory per idle socket),
+    /// and a future is as big as its biggest state, so the loop's own state
+    /// stays inline and whatever a frame, signal or deadline sets off runs in
+    /// a boxed future that exists only while it runs.
+    ///
+    /// An `async move` block rather than an `async fn`: the future of an
+    /// `async fn` keeps a second copy of arguments taken by value
+    /// (rust-lang/rust#62958), which here would be the whole `Connection`.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would store the Connection twice"
+    )]
+    pub fn run(mut self) -> impl Future<Output = ()> {
+        async move {
+            let exit = match Box::pin(self.send_hello()).await {
+                Ok(()) => match self.event_loop().await {
+                    Ok(()) => Exit::Gone,
+                    Err(exit) => exit,
+                },
+                Err(exit) => exit,
+            };
+            Box::pin(self.finish(exit)).await;
+        }
+    }
+
+    async fn finish(self, exit: Exit) {
+        let sid = &self.registration.socket.sid;
         match exit {
             Exit::Gone => log::debug!("event=ws_closed sid={sid} by=client"),
             Exit::StoreUnavailable => {
@@ -82,18 +109,12 @@ impl Connection {
         self.ws.text(text.into()).await.map_err(|_| Exit::Gone)
     }
 
-    async fn serve(&mut self) -> Exit {
+    async fn send_hello(&mut self) -> Result<(), Exit> {
         let hello = ServerEvent::Hello {
             user: UserJson::from(self.user.as_ref()),
             session: self.session_json(),
         };
-        if let Err(exit) = self.send_text(hello.to_text()).await {
-            return exit;
-        }
-        match self.event_loop().await {
-            Ok(()) => Exit::Gone,
-            Err(exit) => exit,
-        }
+        self.send_text(hello.to_text()).await
     }
 
     fn session_json(&self) -> SessionJson {
@@ -140,14 +161,15 @@ impl Connection {
                 _ = &mut signal => {
                     signal.set(socket.signal.notified());
                     if let Some(reason) = socket.signal.ended() {
-                        return Err(self.ended(reason).await);
+                        return Err(Box::pin(self.ended(reason)).await);
                     }
                     if socket.signal.too_slow() {
                         return Err(close(CloseCode::Again, "too slow to keep up"));
                     }
                     if socket.signal.take_user_changed() {
-                        self.refresh_access().await?;
+                        Box::pin(self.refresh_access()).await?;
                     }
+                    Box::pin(self.send_queued(&socket)).await?;
                 }
                 frame = self.stream.next() => {
                     last_heard = Instant::now();
@@ -158,20 +180,20 @@ impl Connection {
                                 deadlines.touched(last_touch);
                                 self.touch_session();
                             }
-                            match self.on_text(&text).await? {
+                            match Box::pin(self.on_text(&text)).await? {
                                 SessionOutcome::Unchanged => {}
                                 SessionOutcome::ExtendedTo(ms) => deadlines.extended_to(instant_at(ms)),
                                 SessionOutcome::Ended => {
-                                    return Err(self.ended(EndReason::Expired).await);
+                                    return Err(Box::pin(self.ended(EndReason::Expired)).await);
                                 }
                             }
                         }
                         Some(Ok(AggregatedMessage::Binary(_))) => {
                             let reply = Reply::error(None, ErrorCode::BadRequest, "binary frames are not supported");
-                            self.send_reply(&reply).await?;
+                            Box::pin(self.send_reply(&reply)).await?;
                         }
                         Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                            self.ws.pong(&bytes).await.map_err(|_| Exit::Gone)?;
+                            Box::pin(self.ws.pong(&bytes)).await.map_err(|_| Exit::Gone)?;
                         }
                         Some(Ok(AggregatedMessage::Pong(_))) => {}
                         // Answer the client's close with ours (RFC 6455 §5.5.1),
@@ -194,22 +216,28 @@ impl Connection {
                     if last_heard.elapsed() > client_timeout {
                         return Err(close(CloseCode::Away, "heartbeat timeout"));
                     }
-                    self.ws.ping(b"").await.map_err(|_| Exit::Gone)?;
-                }
-                Some(frame) = self.outbox.recv() => {
-                    self.refresh_if_stale().await?;
-                    if self.user.can(Permission::ChatRead) {
-                        self.send_text(frame.to_string()).await?;
-                    }
+                    Box::pin(self.ws.ping(b"")).await.map_err(|_| Exit::Gone)?;
                 }
                 _ = &mut deadline => {
-                    self.on_deadline(&mut deadlines).await?;
+                    Box::pin(self.on_deadline(&mut deadlines)).await?;
                     // Always re-arm: a fired timer stays ready.
                     wake_at = deadlines.next().0;
                     deadline.as_mut().reset(wake_at);
                 }
             }
         }
+    }
+
+    /// Sends a batch of queued chat frames to a socket allowed to read them
+    /// (if more wait, the signal wakes the loop again after its other work).
+    async fn send_queued(&mut self, socket: &Socket) -> Result<(), Exit> {
+        for frame in socket.signal.take_queued(SEND_BATCH) {
+            self.refresh_if_stale().await?;
+            if self.user.can(Permission::ChatRead) {
+                self.send_text(frame.to_string()).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn send_reply(&mut self, reply: &Reply) -> Result<(), Exit> {

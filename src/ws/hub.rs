@@ -4,16 +4,21 @@
 //! Signals to a socket never go through a queue that could fill up: ending a
 //! session sets a flag and wakes the socket's task (`Notify` keeps the wake-up
 //! even if the task is busy). Only chat traffic is queued, in a bounded outbox.
+//!
+//! The outbox is a `VecDeque` behind the signal's wake-up rather than a
+//! channel: most sockets never receive chat, and a tokio channel allocates
+//! about 1 KiB per socket up front, while an empty `VecDeque` allocates
+//! nothing (issue 5 measures server memory per idle socket).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex,
     },
 };
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::sessions::EndReason;
@@ -25,6 +30,8 @@ pub struct Signal {
     user_changed: AtomicBool,
     too_slow: AtomicBool,
     wake: Notify,
+    /// Chat frames waiting to be sent, oldest first; at most `OUTBOX_CAPACITY`.
+    outbox: Mutex<VecDeque<Arc<str>>>,
 }
 
 impl Signal {
@@ -51,7 +58,41 @@ impl Signal {
     pub fn too_slow(&self) -> bool {
         self.too_slow.load(Ordering::Acquire)
     }
+
+    /// Queues a frame and wakes the task; a full outbox marks the socket too slow.
+    fn enqueue(&self, frame: Arc<str>) {
+        let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        if outbox.len() >= super::OUTBOX_CAPACITY {
+            self.too_slow.store(true, Ordering::Release);
+        } else {
+            outbox.push_back(frame);
+        }
+        drop(outbox);
+        self.wake.notify_one();
+    }
+
+    /// Takes up to `max` queued frames, oldest first. If more remain, the
+    /// wake-up is re-armed, so the task comes back for them after it has
+    /// looked at its other work (client frames, the heartbeat).
+    pub fn take_queued(&self, max: usize) -> Vec<Arc<str>> {
+        let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        let n = outbox.len().min(max);
+        let batch: Vec<_> = outbox.drain(..n).collect();
+        let more = !outbox.is_empty();
+        if !more && outbox.capacity() > IDLE_OUTBOX_CAPACITY {
+            // A burst is over: do not keep its buffer for the socket's lifetime.
+            outbox.shrink_to(IDLE_OUTBOX_CAPACITY);
+        }
+        drop(outbox);
+        if more {
+            self.wake.notify_one();
+        }
+        batch
+    }
 }
+
+/// Capacity an emptied outbox may keep (a burst beyond it gives memory back).
+const IDLE_OUTBOX_CAPACITY: usize = 8;
 
 /// The hub's handle on one socket.
 pub struct Socket {
@@ -59,7 +100,6 @@ pub struct Socket {
     pub sid: String,
     pub user_id: Uuid,
     pub signal: Signal,
-    outbox: mpsc::Sender<Arc<str>>,
 }
 
 #[derive(Default)]
@@ -98,19 +138,13 @@ impl Hub {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a socket; returns its registration and the receiving end of its outbox.
-    pub fn register(
-        self: &Arc<Self>,
-        sid: &str,
-        user_id: Uuid,
-    ) -> (Registration, mpsc::Receiver<Arc<str>>) {
-        let (tx, rx) = mpsc::channel(super::OUTBOX_CAPACITY);
+    /// Adds a socket; it stays registered until the registration is dropped.
+    pub fn register(self: &Arc<Self>, sid: &str, user_id: Uuid) -> Registration {
         let socket = Arc::new(Socket {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             sid: sid.to_owned(),
             user_id,
             signal: Signal::default(),
-            outbox: tx,
         });
         let mut reg = self.lock();
         reg.sockets.insert(socket.id, socket.clone());
@@ -121,13 +155,10 @@ impl Hub {
         reg.by_user.entry(user_id).or_default().push(socket.id);
         drop(reg);
         self.census_changed.notify_one();
-        (
-            Registration {
-                hub: self.clone(),
-                socket,
-            },
-            rx,
-        )
+        Registration {
+            hub: self.clone(),
+            socket,
+        }
     }
 
     fn unregister(&self, socket: &Socket) {
@@ -193,12 +224,7 @@ impl Hub {
     pub fn broadcast(&self, frame: Arc<str>) {
         self.each(
             |r| r.sockets.keys().copied().collect(),
-            |s| {
-                if let Err(mpsc::error::TrySendError::Full(_)) = s.outbox.try_send(frame.clone()) {
-                    s.signal.too_slow.store(true, Ordering::Release);
-                    s.signal.wake.notify_one();
-                }
-            },
+            |s| s.signal.enqueue(frame.clone()),
         );
     }
 
@@ -218,5 +244,72 @@ impl Hub {
 
     pub fn socket_count(&self) -> usize {
         self.lock().sockets.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::OUTBOX_CAPACITY;
+
+    #[test]
+    fn outbox_keeps_order_and_a_full_one_marks_the_socket_too_slow() {
+        let hub = Hub::new();
+        let registration = hub.register("s1", Uuid::new_v4());
+        let signal = &registration.socket.signal;
+        assert_eq!(
+            signal.outbox.lock().unwrap().capacity(),
+            0,
+            "nothing allocated up front"
+        );
+
+        for i in 0..OUTBOX_CAPACITY {
+            hub.broadcast(i.to_string().into());
+        }
+        assert!(!signal.too_slow());
+        hub.broadcast("one too many".into());
+        assert!(signal.too_slow());
+
+        let taken = signal.take_queued(usize::MAX);
+        let expected: Vec<Arc<str>> = (0..OUTBOX_CAPACITY).map(|i| i.to_string().into()).collect();
+        assert_eq!(taken, expected);
+        assert!(signal.take_queued(usize::MAX).is_empty());
+        assert!(signal.outbox.lock().unwrap().capacity() <= IDLE_OUTBOX_CAPACITY);
+    }
+
+    /// Whether a wake-up is pending (the task would not wait).
+    async fn woken(signal: &Signal) -> bool {
+        tokio::time::timeout(std::time::Duration::from_millis(20), signal.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_partial_batch_leaves_the_task_woken_for_the_rest() {
+        let hub = Hub::new();
+        let registration = hub.register("s1", Uuid::new_v4());
+        let signal = &registration.socket.signal;
+        for i in 0..100 {
+            hub.broadcast(i.to_string().into());
+        }
+        assert!(woken(signal).await, "queuing wakes the task");
+        assert!(!woken(signal).await, "one wake-up is consumed once");
+
+        assert_eq!(signal.take_queued(32).len(), 32);
+        assert!(woken(signal).await, "68 are left: wake again");
+        assert_eq!(signal.take_queued(32).len(), 32);
+        assert!(woken(signal).await);
+        assert_eq!(signal.take_queued(100).len(), 36);
+        assert!(!woken(signal).await, "nothing left: no wake-up");
+    }
+
+    #[test]
+    fn a_dropped_registration_leaves_the_hub() {
+        let hub = Hub::new();
+        let registration = hub.register("s1", Uuid::new_v4());
+        assert_eq!(hub.socket_count(), 1);
+        drop(registration);
+        assert_eq!(hub.socket_count(), 0);
+        assert!(hub.session_ids().is_empty());
     }
 }

@@ -39,14 +39,13 @@ async fn upgrade(
         .max_frame_size(max)
         .aggregate_continuations()
         .max_continuation_size(max);
-    let (registration, outbox) = state.hub.register(&user.session.sid, user.access.id);
+    let registration = state.hub.register(&user.session.sid, user.access.id);
     log::debug!("event=ws_open sid={}", user.session.sid);
     let connection = Connection {
         state: state.clone(),
         ws,
         stream,
         registration,
-        outbox,
         session: user.session,
         user: user.access,
         access_generation,

@@ -16,8 +16,36 @@ crate::on_every_stack!(
     a_role_change_takes_effect_on_the_next_message,
     disabling_a_user_closes_their_sockets,
     chat_reaches_every_socket_allowed_to_read_it,
+    a_burst_of_chat_arrives_whole_and_in_order,
     a_close_from_the_client_is_answered_with_a_close,
 );
+
+/// More chat than a socket sends per wake-up (32) queued at once: every
+/// message arrives, in order, and the socket still answers its own requests.
+async fn a_burst_of_chat_arrives_whole_and_in_order(app: TestApp) {
+    const BURST: usize = 200;
+    let alice = app.login_new_user("alice", &["user"]).await;
+    let bob = app.login_new_user("bob", &["user"]).await;
+    let mut a = alice.socket(&app).await;
+    let mut b = bob.socket(&app).await;
+    for i in 0..BURST {
+        a.send_text(
+            json!({"id": i + 1, "type": "chat.send", "data": {"room": "r", "text": format!("m{i}")}})
+                .to_string(),
+        )
+        .await;
+    }
+    let mut texts = Vec::new();
+    while texts.len() < BURST {
+        match b.next_frame().await {
+            ServerFrame::Event(ServerEvent::ChatMessage { text, .. }) => texts.push(text),
+            other => panic!("expected chat, got {other:?}"),
+        }
+    }
+    let expected: Vec<String> = (0..BURST).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, expected);
+    assert!(b.request("ping", json!({})).await.ok);
+}
 
 async fn a_close_from_the_client_is_answered_with_a_close(app: TestApp) {
     let browser = app.login_admin().await;
