@@ -4,6 +4,7 @@
 //! `benches/run.sh` starts everything and runs both; see BENCHMARKS.md.
 
 mod echo;
+mod hold;
 mod http;
 mod load;
 mod scenarios;
@@ -34,6 +35,8 @@ enum Command {
     },
     /// Run scenarios against running servers.
     Run(RunArgs),
+    /// Hold idle sockets for `run`'s idle scenario (started by it; JSON lines on stdin/stdout).
+    Hold,
 }
 
 #[derive(clap::Args)]
@@ -79,6 +82,10 @@ struct RunArgs {
     /// Idle socket levels (overrides the mode's default), e.g. 1000,5000,10000,19000.
     #[arg(long, value_delimiter = ',')]
     idle_levels: Vec<usize>,
+    /// Seconds to hold each idle level before reading RSS (longer gives a
+    /// heap profiler time to take a snapshot, see BENCHMARKS.md).
+    #[arg(long)]
+    idle_hold: Option<f64>,
     /// Where to write the JSON results.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -98,6 +105,10 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(run(args)),
+        Command::Hold => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(hold::serve()),
     }
 }
 
@@ -113,6 +124,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     if !args.idle_levels.is_empty() {
         sizes.idle_levels = args.idle_levels.clone();
+    }
+    if let Some(hold) = args.idle_hold {
+        sizes.idle_hold_secs = hold;
     }
     let mut targets = Vec::new();
     for (label, url, pid) in [

@@ -1,6 +1,8 @@
 //! `chat`: broadcast fan-out. One socket sends `chat.send` B times; each of M
 //! other sockets (all holding `chat:read`) records when each `chat.message`
-//! arrives. Latency is per delivery, from just before the send.
+//! arrives. Latency is per delivery, from just before the send. With a second
+//! Redis-backed instance, the same runs with the sender on the first instance
+//! and all receivers on the second, so each message crosses Redis pub/sub.
 
 use std::{
     sync::{Arc, Mutex},
@@ -57,10 +59,12 @@ async fn receive(
     (hist, missing)
 }
 
-async fn measure(bench: &Bench, target: &Target) -> anyhow::Result<Row> {
+/// The sender on `from`, the receivers on `to` (the same server, or another
+/// instance sharing its Redis, where the sessions are valid too).
+async fn measure(bench: &Bench, from: &Target, to: &Target, label: &str) -> anyhow::Result<Row> {
     let (m, b) = (bench.sizes.chat_sockets, bench.sizes.chat_broadcasts);
-    let server = &target.server;
-    let cookies = http::sessions(server, &target.users, 16, 4).await?;
+    let server = &to.server;
+    let cookies = http::sessions(&from.server, &from.users, 16, 4).await?;
     let url = server.ws_url();
     let receivers: Vec<_> = stream::iter(0..m)
         .map(|i| {
@@ -71,7 +75,7 @@ async fn measure(bench: &Bench, target: &Target) -> anyhow::Result<Row> {
         .collect()
         .await;
     let receivers: Vec<Socket> = receivers.into_iter().collect::<Result<_, _>>()?;
-    let (mut sender, _) = ws::connect_hello(&url, Some(&cookies[0])).await?;
+    let (mut sender, _) = ws::connect_hello(&from.server.ws_url(), Some(&cookies[0])).await?;
     let sent: SentAt = Arc::new(Mutex::new(vec![None; b]));
     let deadline = Instant::now() + SPACING * b as u32 + Duration::from_secs(15);
     let tasks: Vec<_> = receivers
@@ -101,7 +105,7 @@ async fn measure(bench: &Bench, target: &Target) -> anyhow::Result<Row> {
     }
     let elapsed = start.elapsed();
     let _ = drain.await;
-    let mut row = Row::new("chat", target.label(), format!("M={m} x {b}"))
+    let mut row = Row::new("chat", label, format!("M={m} x {b}"))
         .with_hist(&hist, elapsed)
         .rss(server.pid)
         .note(format!(
@@ -114,7 +118,13 @@ async fn measure(bench: &Bench, target: &Target) -> anyhow::Result<Row> {
 
 pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     for target in bench.targets.clone() {
-        let row = measure(bench, &target).await?;
+        let row = measure(bench, &target, &target, target.label()).await?;
+        bench.push(row);
+    }
+    let first_redis = bench.targets.iter().find(|t| t.label() == "redis").cloned();
+    if let (Some(from), Some(to)) = (first_redis, bench.second.clone()) {
+        let label = format!("{}->{}", from.label(), to.label());
+        let row = measure(bench, &from, &to, &label).await?;
         bench.push(row);
     }
     Ok(())

@@ -1,45 +1,41 @@
 //! `idle`: hold C authenticated idle sockets (C = 1k, 5k, 10k, 19k by
 //! default) and report the server's RSS per socket over its RSS with none.
-//! Each held socket has a task that reads (so heartbeat pings get pongs)
-//! until told to close.
+//! The sockets are held by `loadgen hold` child processes (`hold.rs`), each
+//! reading (so heartbeat pings get pongs) until told to close. The echo
+//! server is measured the same way first: its slope is the stack's floor.
 
 use std::time::Duration;
 
-use futures_util::{stream, StreamExt};
-use tokio::{sync::watch, task::JoinHandle, time::Instant};
+use futures_util::future::join_all;
+use tokio::time::Instant;
 
-use super::{Bench, Target};
+use super::{Bench, Sizes, Target};
 use crate::{
-    http,
+    hold::{Command, Holder, Setup},
+    http::{self, Server},
     stats::{histogram, record, rss_kib, Row},
-    ws::{self, Socket},
 };
 
 /// Sessions the idle sockets are spread over.
 const SESSIONS: usize = 50;
-/// Connection attempts in flight while filling up to a level.
-const PARALLEL: usize = 256;
+/// Load processes holding the sockets: 19,000 sockets in one of them would
+/// leave it almost no room under the 20,000-file limit.
+const HOLDERS: usize = 2;
 /// Target from issue 5: at most 16 KiB of server RSS per idle socket.
 const TARGET_KIB: f64 = 16.0;
 
-fn hold(mut socket: Socket, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = stop.changed() => break,
-                frame = socket.next() => match frame {
-                    Some(Ok(_)) => continue,
-                    _ => return,
-                },
-            }
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(5), socket.close(None)).await;
-    })
-}
-
 pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
+    // The echo server first: it holds the same actix-http and actix-ws state
+    // per connection, so its slope is the floor this stack allows and the
+    // difference to tether's is tether's own per-socket memory.
+    if let Some(echo) = bench.echo.clone() {
+        let rows = measure(&echo, vec![None], &bench.sizes).await?;
+        for row in rows {
+            bench.push(row);
+        }
+    }
     for target in bench.targets.clone() {
-        let rows = measure(&target, &bench.sizes.idle_levels).await?;
+        let rows = measure_target(&target, &bench.sizes).await?;
         for row in rows {
             bench.push(row);
         }
@@ -47,53 +43,67 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn measure(target: &Target, levels: &[usize]) -> anyhow::Result<Vec<Row>> {
-    let server = &target.server;
-    let cookies = http::sessions(server, &target.users, SESSIONS, 4).await?;
+async fn measure_target(target: &Target, sizes: &Sizes) -> anyhow::Result<Vec<Row>> {
+    let cookies = http::sessions(&target.server, &target.users, SESSIONS, 4).await?;
+    let cookies = cookies.into_iter().map(Some).collect();
+    measure(&target.server, cookies, sizes).await
+}
+
+/// Holds sockets at each level in turn, spread over `cookies` (`None`: no
+/// cookie) and over `HOLDERS` child processes.
+async fn measure(
+    server: &Server,
+    cookies: Vec<Option<String>>,
+    sizes: &Sizes,
+) -> anyhow::Result<Vec<Row>> {
+    let (levels, hold_secs) = (&sizes.idle_levels, sizes.idle_hold_secs);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let base = server.pid.and_then(rss_kib);
-    let url = server.ws_url();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut held: Vec<JoinHandle<()>> = Vec::new();
+    let cookies: Vec<String> = cookies.into_iter().flatten().collect();
+    let mut holders = Vec::with_capacity(HOLDERS);
+    for i in 0..HOLDERS {
+        let setup = Setup {
+            url: server.ws_url(),
+            cookies: cookies.clone(),
+            offset: i,
+        };
+        holders.push(Holder::spawn(&setup).await?);
+    }
     let mut rows = Vec::new();
-    for &level in levels {
+    for &level in levels.iter() {
         let start = Instant::now();
-        let from = held.len();
-        let opened: Vec<_> = stream::iter(from..level)
-            .map(|i| {
-                let (url, cookie) = (url.clone(), cookies[i % cookies.len()].clone());
-                async move {
-                    let began = Instant::now();
-                    let socket = ws::connect_hello(&url, Some(&cookie)).await;
-                    socket.map(|(s, _)| (s, began.elapsed()))
-                }
-            })
-            .buffer_unordered(PARALLEL)
-            .collect()
-            .await;
+        let replies = join_all(
+            holders
+                .iter_mut()
+                .enumerate()
+                .map(|(i, h)| h.ask(Command::Open(share(level, i)))),
+        )
+        .await;
         let elapsed = start.elapsed();
         let mut hist = histogram();
         let mut errors = 0u64;
         let mut first_error = None;
-        for outcome in opened {
-            match outcome {
-                Ok((socket, latency)) => {
-                    record(&mut hist, latency);
-                    held.push(hold(socket, stop_rx.clone()));
-                }
-                Err(e) => {
-                    errors += 1;
-                    first_error.get_or_insert(e.to_string());
-                }
+        for reply in replies {
+            let reply = reply?;
+            for us in reply.latencies_us {
+                record(&mut hist, Duration::from_micros(us));
+            }
+            errors += reply.errors;
+            if first_error.is_none() {
+                first_error = reply.first_error;
             }
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let alive = held.iter().filter(|h| !h.is_finished()).count();
-        let mut row = Row::new("idle", target.label(), format!("C={level}"))
+        tokio::time::sleep(Duration::from_secs_f64(hold_secs)).await;
+        let mut alive = 0;
+        for holder in holders.iter_mut() {
+            alive += holder.ask(Command::Count).await?.alive;
+        }
+        let mut row = Row::new("idle", &server.label, format!("C={level}"))
             .with_hist(&hist, elapsed)
             .rss(server.pid);
         row.errors = errors;
-        row.note = per_socket_note(base, server.pid.and_then(rss_kib), alive);
+        let floor = server.label == "echo";
+        row.note = per_socket_note(base, server.pid.and_then(rss_kib), alive, floor);
         if let Some(e) = first_error {
             row.note.push_str(&format!("; first error: {e}"));
         }
@@ -102,21 +112,30 @@ async fn measure(target: &Target, levels: &[usize]) -> anyhow::Result<Vec<Row>> 
             break; // the server or this process hit a limit; larger levels would only repeat it
         }
     }
-    let _ = stop_tx.send(true);
-    for task in held {
-        let _ = task.await;
+    for holder in holders {
+        holder.stop().await?;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     Ok(rows)
 }
 
-fn per_socket_note(base: Option<u64>, now: Option<u64>, alive: usize) -> String {
+/// Holder `i`'s part of `level` sockets (the first ones take the remainder).
+fn share(level: usize, i: usize) -> usize {
+    level / HOLDERS + usize::from(i < level % HOLDERS)
+}
+
+/// `floor`: the bare echo server, to which the target does not apply.
+fn per_socket_note(base: Option<u64>, now: Option<u64>, alive: usize, floor: bool) -> String {
     match (base, now) {
         (Some(base), Some(now)) if alive > 0 => {
             let per = now.saturating_sub(base) as f64 / alive as f64;
-            let met = if per <= TARGET_KIB { "met" } else { "MISSED" };
+            let met = match (floor, per <= TARGET_KIB) {
+                (true, _) => "bare actix-ws floor".to_owned(),
+                (false, true) => format!("target <= {TARGET_KIB} KiB: met"),
+                (false, false) => format!("target <= {TARGET_KIB} KiB: MISSED"),
+            };
             format!(
-                "{alive} held; {per:.1} KiB server RSS per socket over {:.1} MiB base (target <= 16 KiB: {met})",
+                "{alive} held; {per:.1} KiB server RSS per socket over {:.1} MiB base ({met})",
                 base as f64 / 1024.0
             )
         }
