@@ -11,8 +11,8 @@ use std::{
 };
 
 use argon2::{
-    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
-    Algorithm, Argon2, Params, Version,
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString},
+    Algorithm, Argon2, Block, Params, Version,
 };
 
 use super::{percent, Bench, Target};
@@ -24,7 +24,10 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Verifications per second with one thread per core, for `duration`.
+/// Verifications per second with one thread per core, for `duration`. Each
+/// thread hashes into one reused block buffer, as tether's hashing threads
+/// do: allocating 19 MiB per verification (what `verify_password` does) costs
+/// ~5,000 page faults each and would make the server look faster than "raw".
 pub fn raw_argon2_rate(duration: Duration) -> f64 {
     let salt = SaltString::generate(&mut OsRng);
     let phc = argon2()
@@ -40,10 +43,26 @@ pub fn raw_argon2_rate(duration: Duration) -> f64 {
             let (phc, stop, count) = (phc.clone(), stop.clone(), count.clone());
             std::thread::spawn(move || {
                 let parsed = PasswordHash::new(&phc).expect("phc");
+                let expected = parsed.hash.expect("phc has a hash");
+                let mut salt = [0u8; 64];
+                let salt = parsed
+                    .salt
+                    .expect("phc has a salt")
+                    .decode_b64(&mut salt)
+                    .expect("salt");
                 let hasher = argon2();
+                let mut blocks = vec![Block::default(); hasher.params().block_count()];
+                let mut out = vec![0u8; expected.len()];
                 while !stop.load(Ordering::Relaxed) {
-                    let ok = hasher.verify_password(BENCH_PASSWORD.as_bytes(), &parsed);
-                    assert!(ok.is_ok(), "argon2 verify failed");
+                    hasher
+                        .hash_password_into_with_memory(
+                            BENCH_PASSWORD.as_bytes(),
+                            salt,
+                            &mut out,
+                            &mut blocks,
+                        )
+                        .expect("argon2 hash");
+                    assert!(out == expected.as_bytes(), "argon2 verify failed");
                     count.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -57,17 +76,37 @@ pub fn raw_argon2_rate(duration: Duration) -> f64 {
     count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Rounds of (raw argon2id, then sign-ins) per target; the median round is
+/// reported. This machine's speed drifts by ±15 % over minutes, so a single
+/// raw measurement taken a minute earlier makes the ratio mostly noise.
+const ROUNDS: usize = 3;
+
 pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     let duration = bench.sizes.duration();
-    let raw = tokio::task::spawn_blocking(move || raw_argon2_rate(duration)).await?;
-    let mut row = Row::new("argon2", "machine", format!("{} threads", threads()))
-        .note("raw argon2id verifications/s in-process, m=19456 t=2 p=1");
-    row.throughput = raw;
-    bench.push(row);
     for target in bench.targets.clone() {
-        let (logins, me) = measure(&target, bench).await?;
+        let mut rounds = Vec::with_capacity(ROUNDS);
+        for _ in 0..ROUNDS {
+            let raw = tokio::task::spawn_blocking(move || raw_argon2_rate(duration)).await?;
+            let (logins, me) = measure(&target, bench).await?;
+            rounds.push((logins.throughput / raw, raw, logins, me));
+        }
+        rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let all: Vec<String> = rounds
+            .iter()
+            .map(|r| format!("{:.0}%", 100.0 * r.0))
+            .collect();
+        let (_, raw, logins, me) = rounds.swap_remove(ROUNDS / 2);
+        let mut row = Row::new("argon2", "machine", format!("{} threads", threads())).note(
+            "raw argon2id verifications/s in-process, m=19456 t=2 p=1, reused memory; \
+             measured just before the login row below",
+        );
+        row.throughput = raw;
+        bench.push(row);
         let ratio = percent(logins.throughput, Some(raw));
-        bench.push(logins.note(format!("{ratio} of raw argon2id (target >= 90%)")));
+        bench.push(logins.note(format!(
+            "{ratio} of raw argon2id (target >= 90%); median of {ROUNDS} rounds: {}",
+            all.join(", ")
+        )));
         let p99 = me.p99_ms.unwrap_or(f64::INFINITY);
         let met = if p99 < 20.0 { "met" } else { "MISSED" };
         bench.push(me.note(format!(
