@@ -43,7 +43,7 @@ use redis::{
 };
 use uuid::Uuid;
 
-use self::record::{encode_state, parse_session};
+use self::record::{encode_state, parse_session, FIELDS};
 use super::{
     client_field, NewSession, SessionBackend, SessionPage, SessionState, StoreError, StoredSession,
     TOMBSTONE_TTL_MS,
@@ -198,8 +198,14 @@ impl RedisBackend {
         }
     }
 
-    /// Reads sessions (hash and remaining TTL) in one atomic round trip;
-    /// `None` for each one that is absent or past its absolute deadline.
+    /// Reads sessions (hash and remaining TTL) in one round trip; `None` for
+    /// each one that is absent or past its absolute deadline.
+    ///
+    /// A plain pipeline, not MULTI/EXEC: that doubled the commands Redis runs
+    /// for every authenticated request and upgrade (issue 5), and nothing here
+    /// needs it. A session deleted or expired between its HMGET and its
+    /// PTTL shows PTTL -2 and reads as absent; one refreshed in between only
+    /// reports the newer TTL.
     async fn fetch(
         &self,
         sids: &[String],
@@ -209,10 +215,10 @@ impl RedisBackend {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
-        pipe.atomic();
         for sid in sids {
             let key = self.session_key(sid);
-            pipe.cmd("HGETALL").arg(&key).cmd("PTTL").arg(&key);
+            pipe.cmd("HMGET").arg(&key).arg(&FIELDS[..]);
+            pipe.cmd("PTTL").arg(&key);
         }
         let mut connection = self.connection.clone();
         let replies: Vec<Value> =

@@ -15,7 +15,7 @@ use argon2::{
     Algorithm, Argon2, Block, Params, Version,
 };
 
-use super::{percent, Bench, Target};
+use super::{median_round, percent, percents, Bench, Target, ROUNDS};
 use crate::{http::BENCH_PASSWORD, load, stats::Row};
 
 /// tether's parameters (src/auth/password.rs): m=19456 KiB, t=2, p=1.
@@ -76,26 +76,18 @@ pub fn raw_argon2_rate(duration: Duration) -> f64 {
     count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Rounds of (raw argon2id, then sign-ins) per target; the median round is
-/// reported. This machine's speed drifts by ±15 % over minutes, so a single
-/// raw measurement taken a minute earlier makes the ratio mostly noise.
-const ROUNDS: usize = 3;
-
 pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     let duration = bench.sizes.duration();
     for target in bench.targets.clone() {
+        // Raw argon2id is measured in every round just before the sign-ins,
+        // so each ratio compares measurements seconds apart.
         let mut rounds = Vec::with_capacity(ROUNDS);
         for _ in 0..ROUNDS {
             let raw = tokio::task::spawn_blocking(move || raw_argon2_rate(duration)).await?;
             let (logins, me) = measure(&target, bench).await?;
-            rounds.push((logins.throughput / raw, raw, logins, me));
+            rounds.push((logins.throughput / raw, (raw, logins, me)));
         }
-        rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let all: Vec<String> = rounds
-            .iter()
-            .map(|r| format!("{:.0}%", 100.0 * r.0))
-            .collect();
-        let (_, raw, logins, me) = rounds.swap_remove(ROUNDS / 2);
+        let (_, (raw, logins, me), keys) = median_round(rounds);
         let mut row = Row::new("argon2", "machine", format!("{} threads", threads())).note(
             "raw argon2id verifications/s in-process, m=19456 t=2 p=1, reused memory; \
              measured just before the login row below",
@@ -105,7 +97,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         let ratio = percent(logins.throughput, Some(raw));
         bench.push(logins.note(format!(
             "{ratio} of raw argon2id (target >= 90%); median of {ROUNDS} rounds: {}",
-            all.join(", ")
+            percents(&keys)
         )));
         let p99 = me.p99_ms.unwrap_or(f64::INFINITY);
         let met = if p99 < 20.0 { "met" } else { "MISSED" };

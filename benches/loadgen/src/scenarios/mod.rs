@@ -122,6 +122,8 @@ pub struct Bench {
     /// The bare actix-ws echo server.
     pub echo: Option<Server>,
     pub redis_url: Option<String>,
+    /// The Redis server's pid (from `INFO server`), for its CPU time.
+    pub redis_pid: Option<u32>,
     pub redis_prefix: String,
     pub rows: Vec<Row>,
 }
@@ -131,6 +133,36 @@ impl Bench {
         crate::stats::print_row(&row);
         self.rows.push(row);
     }
+}
+
+/// Rounds of closed-loop measurements in `messages`, `upgrade` and `me`:
+/// this machine's speed drifts by ±15 % within minutes, so a ratio to the
+/// echo ceiling is taken between measurements of the same round (seconds
+/// apart), and the median round is reported with every round's value.
+pub const ROUNDS: usize = 3;
+
+/// The median of `rounds` by its key; also every key, in round order.
+pub fn median_round<T>(rounds: Vec<(f64, T)>) -> (f64, T, Vec<f64>) {
+    let keys: Vec<f64> = rounds.iter().map(|r| r.0).collect();
+    let mut rounds = rounds;
+    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (key, value) = rounds.swap_remove(rounds.len() / 2);
+    (key, value, keys)
+}
+
+/// Ratios as percentages, for notes: "88%, 90%, 93%".
+pub fn percents(ratios: &[f64]) -> String {
+    let all: Vec<String> = ratios
+        .iter()
+        .map(|r| format!("{:.0}%", 100.0 * r))
+        .collect();
+    all.join(", ")
+}
+
+/// Rates for notes: "95123/s, 90210/s".
+pub fn per_second(rates: &[f64]) -> String {
+    let all: Vec<String> = rates.iter().map(|r| format!("{r:.0}/s")).collect();
+    all.join(", ")
 }
 
 /// `part / whole` as a percentage, for notes.
