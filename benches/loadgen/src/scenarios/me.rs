@@ -62,7 +62,7 @@ async fn closed_row(target: &Target, cookies: &[String], bench: &Bench) -> Row {
     let mut watched = vec![("loadgen", std::process::id())];
     watched.extend(server.pid.map(|pid| ("tether", pid)));
     if target.label() != "mem" {
-        watched.extend(bench.redis_pid.map(|pid| ("redis", pid)));
+        watched.extend(bench.redis_pid.map(|pid| ("redis-server", pid)));
     }
     let cpu = CpuMeter::start(&watched);
     let closed = load::closed_loop(states, sizes.duration(), move |i| {

@@ -19,7 +19,7 @@ use super::{median_round, per_second, percent, percents, Bench, FIXED_SHARE, ROU
 use crate::{
     http::{self, Server},
     load,
-    stats::{histogram, record, Row},
+    stats::{histogram, record, CpuMeter, Row},
     ws::{self, Upgrade},
 };
 
@@ -49,6 +49,17 @@ async fn closed_row(bench: &Bench, server: &Server, cookies: Vec<String>) -> Row
     let refused = Arc::new(AtomicU64::new(0));
     // (worker, attempt number): every worker's tenth attempt carries a bad cookie.
     let states: Vec<(usize, u64)> = (0..sizes.upgrade_clients).map(|w| (w, 0)).collect();
+    let mut watched = vec![("loadgen", std::process::id())];
+    let name = if server.label == "echo" {
+        "echo"
+    } else {
+        "tether"
+    };
+    watched.extend(server.pid.map(|pid| (name, pid)));
+    if server.label == "redis" {
+        watched.extend(bench.redis_pid.map(|pid| ("redis-server", pid)));
+    }
+    let cpu = CpuMeter::start(&watched);
     let (u, c, r) = (url.clone(), cookies.clone(), refused.clone());
     let closed = load::closed_loop(states, sizes.duration(), move |(w, n)| {
         let (url, cookies, refused) = (u.clone(), c.clone(), r.clone());
@@ -77,9 +88,11 @@ async fn closed_row(bench: &Bench, server: &Server, cookies: Vec<String>) -> Row
     .rss(server.pid);
     closed_row.errors = closed.errors;
     closed_row.throughput = (closed_row.ops - refused) as f64 / closed.elapsed.as_secs_f64();
+    closed_row.note = cpu.per_op_note(closed_row.ops);
     if !cookies.is_empty() {
         closed_row.note = format!(
-            "ops/s counts upgrades with hello; {refused} bad cookies got 401 before upgrade"
+            "ops/s counts upgrades with hello; {refused} bad cookies got 401 before upgrade; {}",
+            closed_row.note
         );
     }
 
@@ -191,8 +204,9 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         let (key, mut closed, keys) = median_round(keyed.collect());
         closed.note = match (&echo_rounds, is_echo) {
             (_, true) => format!(
-                "bare actix-ws ceiling: upgrade + hello; rounds: {}",
-                per_second(&keys)
+                "bare actix-ws ceiling: upgrade + hello; rounds: {}; {}",
+                per_second(&keys),
+                closed.note
             ),
             (Some(_), false) => format!(
                 "{} of echo in the same round (target >= 60%: {}); rounds: {}; {}",
