@@ -129,3 +129,47 @@ pub async fn sessions(
         .try_collect()
         .await
 }
+
+/// One keep-alive HTTP/1.1 connection driven by hyper directly, for the
+/// closed-loop `me` load: reqwest's pool, URL parsing and per-request setup
+/// cost the load generator ~30 µs of CPU per request, which on two cores
+/// shared with the server capped what the server could show (BENCHMARKS.md).
+pub struct RawClient {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    host: String,
+}
+
+impl RawClient {
+    pub async fn connect(base: &str) -> anyhow::Result<Self> {
+        let host = base
+            .strip_prefix("http://")
+            .context("only http:// bases")?
+            .trim_end_matches('/')
+            .to_owned();
+        let stream = tokio::net::TcpStream::connect(&host).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Self { sender, host })
+    }
+
+    /// `GET path` with `cookie`; Ok only on 200, after reading the whole body.
+    pub async fn get(&mut self, path: &str, cookie: &str) -> anyhow::Result<()> {
+        use http_body_util::BodyExt as _;
+        self.sender.ready().await?;
+        let request = hyper::Request::get(path)
+            .header(hyper::header::HOST, &self.host)
+            .header(hyper::header::COOKIE, cookie)
+            .body(http_body_util::Empty::new())?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        response.into_body().collect().await?;
+        if status != hyper::StatusCode::OK {
+            bail!("GET {path}: HTTP {status}");
+        }
+        Ok(())
+    }
+}

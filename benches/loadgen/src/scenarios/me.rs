@@ -9,6 +9,8 @@ use crate::{
     stats::{CpuMeter, Row},
 };
 
+const ME_PATH: &str = "/api/auth/me";
+
 /// Sessions the `me` clients share (a client uses `i % SESSIONS`).
 const SESSIONS: usize = 16;
 
@@ -27,7 +29,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     // Targets alternate within each round, so both see the same drift.
     for _ in 0..ROUNDS {
         for (target, cookies, rounds) in cases.iter_mut() {
-            let row = closed_row(target, cookies, bench).await;
+            let row = closed_row(target, cookies, bench).await?;
             rounds.push((row.throughput, row));
         }
     }
@@ -53,25 +55,30 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One closed-loop measurement: `me_clients` clients over the sessions.
-async fn closed_row(target: &Target, cookies: &[String], bench: &Bench) -> Row {
+/// One closed-loop measurement: `me_clients` keep-alive connections (hyper,
+/// see `http::RawClient`) over the sessions.
+async fn closed_row(target: &Target, cookies: &[String], bench: &Bench) -> anyhow::Result<Row> {
     let sizes = &bench.sizes;
     let server = target.server.clone();
-    let states: Vec<usize> = (0..sizes.me_clients).collect();
-    let (s, c) = (server.clone(), cookies.to_vec());
+    let mut states = Vec::with_capacity(sizes.me_clients);
+    for i in 0..sizes.me_clients {
+        let client = http::RawClient::connect(&server.base).await?;
+        states.push((client, cookies[i % cookies.len()].clone()));
+    }
     let mut watched = vec![("loadgen", std::process::id())];
     watched.extend(server.pid.map(|pid| ("tether", pid)));
     if target.label() != "mem" {
         watched.extend(bench.redis_pid.map(|pid| ("redis-server", pid)));
     }
     let cpu = CpuMeter::start(&watched);
-    let closed = load::closed_loop(states, sizes.duration(), move |i| {
-        let (server, cookie) = (s.clone(), c[i % c.len()].clone());
-        async move {
-            let outcome = server.me(&cookie).await;
-            (i, outcome)
-        }
-    })
+    let closed = load::closed_loop(
+        states,
+        sizes.duration(),
+        |(mut client, cookie)| async move {
+            let outcome = client.get(ME_PATH, &cookie).await;
+            ((client, cookie), outcome)
+        },
+    )
     .await;
     let mut row = Row::new(
         "me",
@@ -82,7 +89,7 @@ async fn closed_row(target: &Target, cookies: &[String], bench: &Bench) -> Row {
     .rss(server.pid);
     row.errors = closed.errors;
     row.note = cpu.per_op_note(row.ops);
-    row
+    Ok(row)
 }
 
 /// `rate` requests/s on a schedule; latency from each request's scheduled time.
