@@ -24,6 +24,10 @@ impl Server {
     pub fn new(label: &str, base: &str, pid: Option<u32>) -> Self {
         let client = Client::builder()
             .pool_max_idle_per_host(1024)
+            // Below actix's 5 s keep-alive: a pooled connection the server
+            // has just closed would fail the next request ("connection
+            // closed before message completed"), which a POST cannot retry.
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
             .build()
             .expect("reqwest client");
         Self {
