@@ -22,6 +22,9 @@
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import {
+  ACTION_TIMEOUT_MS, ADMIN, ALICE, ARTIFACTS, BASE, BOB, REVOCATION_LIMIT_MS, check, sleep,
+} from './common.mjs';
 import { Builder } from 'selenium-webdriver';
 import firefox from 'selenium-webdriver/firefox.js';
 import getScriptManager from 'selenium-webdriver/bidi/scriptManager.js';
@@ -29,20 +32,7 @@ import getLogInspector from 'selenium-webdriver/bidi/logInspector.js';
 
 const TOTAL_LIMIT_MS = 75_000; // the Rust test gives the whole run 100 s
 const START_LIMIT_MS = 40_000; // geckodriver + Firefox start, per browser
-const ACTION_TIMEOUT_MS = 10_000;
-const REVOCATION_LIMIT_MS = 2_000;
 
-function env(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-}
-
-const BASE = env('TETHER_URL');
-const ADMIN = { name: env('TETHER_ADMIN_USER'), password: env('TETHER_ADMIN_PASSWORD') };
-const ALICE = { name: env('TETHER_USER_A'), password: env('TETHER_PASSWORD_A') };
-const BOB = { name: env('TETHER_USER_B'), password: env('TETHER_PASSWORD_B') };
-const ARTIFACTS = env('TETHER_ARTIFACTS');
 const FIREFOX = process.env.TETHER_FIREFOX || '/usr/bin/firefox-esr';
 const GECKODRIVER = process.env.TETHER_GECKODRIVER || 'geckodriver';
 
@@ -55,16 +45,8 @@ const watchdog = setTimeout(async () => {
 }, TOTAL_LIMIT_MS);
 watchdog.unref();
 
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 // ---------------------------------------------------------------------------
 // Helpers
-
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
 
 /** Runs `fn(...args)` in the page and returns its value (a function, not a string of code). */
 function inPage(driver, fn, ...args) {

@@ -11,23 +11,13 @@
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import {
+  ACTION_TIMEOUT_MS, ADMIN, ALICE, ARTIFACTS, BASE, BOB, REVOCATION_LIMIT_MS, check, sleep,
+} from './common.mjs';
 import { chromium } from 'playwright-core';
 
 const TOTAL_LIMIT_MS = 110_000; // the Rust test gives the whole run 150 s
-const ACTION_TIMEOUT_MS = 10_000;
-const REVOCATION_LIMIT_MS = 2_000;
 
-function env(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-}
-
-const BASE = env('TETHER_URL');
-const ADMIN = { name: env('TETHER_ADMIN_USER'), password: env('TETHER_ADMIN_PASSWORD') };
-const ALICE = { name: env('TETHER_USER_A'), password: env('TETHER_PASSWORD_A') };
-const BOB = { name: env('TETHER_USER_B'), password: env('TETHER_PASSWORD_B') };
-const ARTIFACTS = env('TETHER_ARTIFACTS');
 const CHROMIUM = process.env.TETHER_CHROMIUM || '/usr/bin/chromium';
 
 const watchdog = setTimeout(() => {
@@ -37,14 +27,9 @@ const watchdog = setTimeout(() => {
 watchdog.unref();
 
 const pages = new Map(); // name → {page, problems: string[]}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
 
 /** Waits until `locator`'s text contains `expected` (a string or a RegExp). */
 async function waitForText(locator, expected, timeout = ACTION_TIMEOUT_MS) {
