@@ -420,6 +420,23 @@ impl Socket {
         }
     }
 
+    /// After the closing handshake: whether the server then ended the TCP
+    /// connection (EOF or reset) within [`PATIENCE`]. RFC 6455 §7.1.1 has the
+    /// server close first; a connection it leaves open is a file descriptor
+    /// held for as long as the client pleases.
+    pub async fn server_ended_tcp(&mut self) -> bool {
+        use tokio::io::AsyncReadExt as _;
+        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = self.stream.get_mut() else {
+            panic!("tests speak plain TCP");
+        };
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(PATIENCE, tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => true,
+            Ok(Ok(n)) => panic!("{n} bytes arrived after the closing handshake"),
+            Err(_) => false,
+        }
+    }
+
     /// Reads until the close; returns its code and the events seen before it.
     pub async fn closed(&mut self) -> (Option<u16>, Vec<ServerEvent>) {
         let mut events = Vec::new();

@@ -18,6 +18,7 @@ crate::on_every_stack!(
     chat_reaches_every_socket_allowed_to_read_it,
     a_burst_of_chat_arrives_whole_and_in_order,
     a_close_from_the_client_is_answered_with_a_close,
+    after_a_closing_handshake_the_server_ends_the_connection,
 );
 
 /// More chat than a socket sends per wake-up (32) queued at once: every
@@ -53,6 +54,30 @@ async fn a_close_from_the_client_is_answered_with_a_close(app: TestApp) {
     assert_eq!(socket.close_from_client(1000).await, Some(1000));
     let mut other = browser.socket(&app).await;
     assert_eq!(other.close_from_client(4000).await, Some(4000));
+}
+
+/// Whoever starts the closing handshake, the server then closes the TCP
+/// connection (RFC 6455 §7.1.1) rather than wait for the client to, so a
+/// client that keeps it open holds no file descriptor of ours.
+async fn after_a_closing_handshake_the_server_ends_the_connection(app: TestApp) {
+    let browser = app.login_admin().await;
+    let mut socket = browser.socket(&app).await;
+    assert_eq!(socket.close_from_client(1000).await, Some(1000));
+    assert!(
+        socket.server_ended_tcp().await,
+        "connection still open after the client's close"
+    );
+
+    let mut revoked = browser.socket(&app).await;
+    assert_eq!(
+        browser.post(&app.url("/api/auth/logout")).await.status(),
+        204
+    );
+    assert_eq!(revoked.closed().await.0, Some(4001));
+    assert!(
+        revoked.server_ended_tcp().await,
+        "connection still open after the server's close"
+    );
 }
 
 async fn upgrade_without_a_valid_session_is_401(app: TestApp) {
