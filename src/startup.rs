@@ -337,7 +337,7 @@ fn http_server(
 /// it refreshes only every 500 ms, so a shorter timeout can fall in the past
 /// when it is set; the timer then fires while being armed, its wake-up is
 /// lost, and the connection stays open until the client closes it (measured:
-/// at 100 ms, sockets closed by either side were never closed by the server).
+/// at 100 ms, sockets closed from either side were left open that way).
 /// So the server closes 0.5–1 s after a closing handshake the client does not
 /// end itself. Pages are not kept waiting by it: the web app ends a revoked
 /// session on the `session.revoked` event, which precedes the close frame.
