@@ -249,7 +249,7 @@ fn http_server(
     listener: TcpListener,
 ) -> anyhow::Result<Server> {
     let config = state.config.clone();
-    let store = SessionStore::new(state.sessions.clone());
+    let sessions = state.sessions.clone();
     let web_dir = config.web_dir.is_dir().then(|| config.web_dir.clone());
     if web_dir.is_none() {
         log::warn!(
@@ -258,7 +258,9 @@ fn http_server(
         );
     }
     let server = HttpServer::new(move || {
-        let sessions = SessionMiddleware::builder(store.clone(), key.clone())
+        // Called once on each worker thread.
+        let store = SessionStore::new(sessions.for_worker());
+        let sessions = SessionMiddleware::builder(store, key.clone())
             .cookie_name("tether_session".into())
             .cookie_secure(config.cookie_secure)
             .cookie_http_only(true)

@@ -89,6 +89,19 @@ impl Sessions {
         }
     }
 
+    /// A clone for one HTTP worker thread: on Redis, its operations use a
+    /// connection of that thread's own (see [`RedisBackend::for_worker`]).
+    pub fn for_worker(&self) -> Sessions {
+        let backend = match &self.backend {
+            AnyBackend::Redis(b) => AnyBackend::Redis(b.for_worker()),
+            AnyBackend::Memory(b) => AnyBackend::Memory(b.clone()),
+        };
+        Sessions {
+            backend,
+            ..self.clone()
+        }
+    }
+
     pub fn idle_ms(&self) -> i64 {
         self.idle.as_millis() as i64
     }

@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 use serde_json::Value;
 use tether::ws::protocol::{ServerEvent, ServerFrame};
 
-use crate::helpers::{spawn_app_with, Stack, TestApp};
+use crate::helpers::{spawn_app_with, Stack, TestApp, PATIENCE};
 
 crate::on_every_stack!(a_session_revoked_during_500_requests_stays_deleted);
 
@@ -157,34 +157,52 @@ impl OwnRedis {
     }
 }
 
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
+impl OwnRedis {
+    /// A private Redis and an app (SQLite + Redis) on it, with `extra`
+    /// settings; `None`, reported as skipped, without `redis-server`.
+    pub async fn with_app(test: &str, extra: &[(&str, &str)]) -> Option<(OwnRedis, TestApp)> {
+        let Some(redis) = OwnRedis::start() else {
+            crate::services::service_missing(
+                test,
+                "redis-server binary",
+                "cannot start a private Redis",
+            );
+            return None;
+        };
+        let url = redis.url();
+        let mut env = vec![("REDIS_URL", url.as_str())];
+        env.extend_from_slice(extra);
+        let app = spawn_app_with(test, Stack::SqliteRedis, &env).await?;
+        Some((redis, app))
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server; `start_on(self.port)` starts a new, empty one.
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_redis_stops_answering_requests_fail_closed_with_503() {
     let test = "lifecycle::when_redis_stops_answering_requests_fail_closed_with_503";
-    let Some(mut redis) = OwnRedis::start() else {
-        crate::services::service_missing(
-            test,
-            "redis-server binary",
-            "cannot start a private Redis",
-        );
-        return;
-    };
-    let url = format!("redis://127.0.0.1:{}", redis.port);
-    let Some(app) = spawn_app_with(test, Stack::SqliteRedis, &[("REDIS_URL", url.as_str())]).await
-    else {
+    let Some((mut redis, app)) = OwnRedis::with_app(test, &[]).await else {
         return;
     };
     let browser = app.login_admin().await;
     assert_eq!(browser.get(&app.url("/api/auth/me")).await.status(), 200);
 
-    let _ = redis.child.kill();
-    let _ = redis.child.wait();
+    redis.stop();
 
     for res in [
         browser.get(&app.url("/api/auth/me")).await,
@@ -212,6 +230,68 @@ async fn when_redis_stops_answering_requests_fail_closed_with_503() {
         .await
         .unwrap();
     assert!(!body.contains("redis://") && !body.contains(&browser.cookie[15..]));
+}
+
+/// Every HTTP worker has a Redis connection of its own, opened on first use.
+/// After an outage each must serve again without a restart: the ones that
+/// lost their connection and any that could not open one meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_redis_outage_every_worker_serves_again() {
+    let test = "lifecycle::after_a_redis_outage_every_worker_serves_again";
+    let Some((mut redis, app)) = OwnRedis::with_app(test, &[]).await else {
+        return;
+    };
+    let before = app.login_admin().await;
+    redis.stop();
+    // Each new connection goes to the next worker in turn, so these reach all
+    // of them, whether or not they had a connection open.
+    for _ in 0..4 {
+        let res = reqwest::Client::new()
+            .get(app.url("/api/auth/me"))
+            .header(reqwest::header::COOKIE, &before.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 503);
+    }
+    let Some(_restarted) = OwnRedis::start_on(redis.port) else {
+        panic!("could not restart Redis on port {}", redis.port);
+    };
+    // A worker's first request after the restart may still find its old
+    // connection broken; then it reconnects. Wanted: a run of sign-ins and
+    // `me` calls on new connections (so on every worker) that all succeed.
+    let deadline = std::time::Instant::now() + 2 * PATIENCE;
+    let mut in_a_row = 0;
+    while in_a_row < 8 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "workers still failing {:?} after Redis came back",
+            2 * PATIENCE
+        );
+        let http = reqwest::Client::new();
+        let login = http
+            .post(app.url("/api/auth/login"))
+            .json(&serde_json::json!({"username": "admin", "password": crate::helpers::ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        let ok = login.status() == 200 && {
+            let cookie = crate::helpers::session_cookie(&login).expect("session cookie");
+            let me = reqwest::Client::new()
+                .get(app.url("/api/auth/me"))
+                .header(reqwest::header::COOKIE, cookie)
+                .send()
+                .await
+                .unwrap();
+            me.status() == 200
+        };
+        if ok {
+            in_a_row += 1;
+        } else {
+            in_a_row = 0;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use serde_json::json;
 use tether::ws::protocol::ServerEvent;
 
 use crate::{
-    helpers::{spawn_app_with, Stack, TestApp},
+    helpers::{Stack, TestApp},
     lifecycle::OwnRedis,
 };
 
@@ -161,20 +161,11 @@ async fn the_cli_refuses_session_commands_without_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweep_closes_sockets_whose_session_vanished_without_a_notification() {
     let name = "revocation::the_sweep_closes_sockets_whose_session_vanished";
-    let Some(redis) = OwnRedis::start() else {
-        crate::services::service_missing(
-            name,
-            "redis-server binary",
-            "cannot start a private Redis",
-        );
+    let extra = [("TETHER_SWEEP_SECS", "1")];
+    let Some((redis, app)) = OwnRedis::with_app(name, &extra).await else {
         return;
     };
-    let url = format!("redis://127.0.0.1:{}", redis.port);
-    let extra = [("REDIS_URL", url.as_str()), ("TETHER_SWEEP_SECS", "1")];
-    let Some(app) = spawn_app_with(name, Stack::SqliteRedis, &extra).await else {
-        return;
-    };
-    let mut raw = redis::Client::open(url.as_str())
+    let mut raw = redis::Client::open(redis.url())
         .unwrap()
         .get_connection()
         .unwrap();
@@ -203,25 +194,15 @@ async fn the_sweep_closes_sockets_whose_session_vanished_without_a_notification(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sockets_are_rechecked_as_soon_as_redis_comes_back() {
     let name = "revocation::sockets_are_rechecked_as_soon_as_redis_comes_back";
-    let Some(mut redis) = OwnRedis::start() else {
-        crate::services::service_missing(
-            name,
-            "redis-server binary",
-            "cannot start a private Redis",
-        );
-        return;
-    };
-    let url = format!("redis://127.0.0.1:{}", redis.port);
     // A periodic sweep far slower than the test's patience.
-    let extra = [("REDIS_URL", url.as_str()), ("TETHER_SWEEP_SECS", "600")];
-    let Some(app) = spawn_app_with(name, Stack::SqliteRedis, &extra).await else {
+    let extra = [("TETHER_SWEEP_SECS", "600")];
+    let Some((mut redis, app)) = OwnRedis::with_app(name, &extra).await else {
         return;
     };
     let user = app.login_new_user("cleo", &["user"]).await;
     let mut socket = user.socket(&app).await;
 
-    let _ = redis.child.kill();
-    let _ = redis.child.wait();
+    redis.stop();
     let Some(restarted) = OwnRedis::start_on(redis.port) else {
         panic!("could not restart Redis on port {}", redis.port);
     };

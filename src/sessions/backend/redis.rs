@@ -63,10 +63,14 @@ const RECONNECT_RETRIES: usize = 2;
 pub const READ_BATCH: usize = 1000;
 
 /// Sessions in Redis under `{prefix}session:{sid}` (see the module docs).
-/// Cheap to clone: clones share one auto-reconnecting connection.
+/// Cheap to clone: clones share its auto-reconnecting connection(s).
 #[derive(Clone)]
 pub struct RedisBackend {
     connection: ConnectionManager,
+    /// A connection of this backend's own, opened on first use: see
+    /// [`RedisBackend::for_worker`]. `None` for the shared backend.
+    local: Option<Arc<tokio::sync::OnceCell<ConnectionManager>>>,
+    client: redis::Client,
     prefix: Arc<str>,
     db: i64,
     scripts: Arc<Scripts>,
@@ -106,24 +110,43 @@ impl RedisBackend {
             StoreError::Unavailable(anyhow::Error::new(e).context("invalid Redis URL"))
         })?;
         let db = client.get_connection_info().redis_settings().db();
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(RECONNECT_RETRIES)
-            .set_max_delay(Duration::from_millis(500));
-        let connection = with_deadline(
-            "connect to Redis",
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await?;
+        let connection = with_deadline("connect to Redis", open(&client)).await?;
         let backend = RedisBackend {
             connection,
+            local: None,
+            client,
             prefix: prefix.into(),
             db,
             scripts: Arc::new(Scripts::new()),
         };
         backend.ping().await?;
         Ok(backend)
+    }
+
+    /// A clone for one HTTP worker thread, whose operations go over a
+    /// connection of its own, opened on first use from that thread.
+    ///
+    /// Why: redis-rs drives a connection from a task on the runtime that
+    /// opened it. Every actix worker is a runtime of its own, so over the
+    /// shared connection (opened at start, on the main thread) each request's
+    /// session load crossed threads twice: a wake-up of the main thread to
+    /// send, another of the worker for the reply (issue 5).
+    pub fn for_worker(&self) -> RedisBackend {
+        RedisBackend {
+            local: Some(Arc::default()),
+            ..self.clone()
+        }
+    }
+
+    /// The connection this backend's operations use. Opening the local one
+    /// has the same deadline as any operation, also for requests queued
+    /// behind another's attempt; one that fails is tried again next time.
+    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        let Some(cell) = &self.local else {
+            return Ok(self.connection.clone());
+        };
+        let opened = async { cell.get_or_try_init(|| open(&self.client)).await.cloned() };
+        with_deadline("connect to Redis", opened).await
     }
 
     /// The shared connection and key prefix, for other server state kept in the
@@ -186,7 +209,7 @@ impl RedisBackend {
         if let Some(state) = state {
             invocation.arg(encode_state(state)?);
         }
-        let mut connection = self.connection.clone();
+        let mut connection = self.conn().await?;
         let expires_at_ms: i64 =
             with_deadline("refresh session", invocation.invoke_async(&mut connection)).await?;
         match expires_at_ms {
@@ -220,7 +243,7 @@ impl RedisBackend {
             pipe.cmd("HMGET").arg(&key).arg(&FIELDS[..]);
             pipe.cmd("PTTL").arg(&key);
         }
-        let mut connection = self.connection.clone();
+        let mut connection = self.conn().await?;
         let replies: Vec<Value> =
             with_deadline("read sessions", pipe.query_async(&mut connection)).await?;
         if replies.len() != 2 * sids.len() {
@@ -260,7 +283,7 @@ impl SessionBackend for RedisBackend {
             .arg(sid)
             .arg(client_field(new.client_ip).unwrap_or_default())
             .arg(client_field(new.user_agent).unwrap_or_default());
-        let mut connection = self.connection.clone();
+        let mut connection = self.conn().await?;
         let _stored: i64 =
             with_deadline("create session", invocation.invoke_async(&mut connection)).await?;
         Ok(())
@@ -300,7 +323,7 @@ impl SessionBackend for RedisBackend {
             .arg(sid)
             .arg(reason)
             .arg(TOMBSTONE_TTL_MS);
-        let mut connection = self.connection.clone();
+        let mut connection = self.conn().await?;
         let existed: i64 =
             with_deadline("delete session", invocation.invoke_async(&mut connection)).await?;
         Ok(existed == 1)
@@ -326,7 +349,7 @@ impl SessionBackend for RedisBackend {
             .arg(user_id.to_string())
             .arg(reason)
             .arg(TOMBSTONE_TTL_MS);
-        let mut connection = self.connection.clone();
+        let mut connection = self.conn().await?;
         with_deadline(
             "delete user sessions",
             invocation.invoke_async(&mut connection),
@@ -347,7 +370,7 @@ impl SessionBackend for RedisBackend {
     async fn ended_reason(&self, sid: &str) -> Result<Option<String>, StoreError> {
         let mut get = redis::cmd("GET");
         get.arg(self.ended_key(sid));
-        let mut connection = self.connection.clone();
+        let mut connection = self.conn().await?;
         with_deadline("read tombstone", get.query_async(&mut connection)).await
     }
 
@@ -375,11 +398,21 @@ impl SessionBackend for RedisBackend {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.conn().await?;
         let _pong: String =
             with_deadline("ping", redis::cmd("PING").query_async(&mut connection)).await?;
         Ok(())
     }
+}
+
+/// Opens an auto-reconnecting connection, with the timeouts and retries above.
+async fn open(client: &redis::Client) -> RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(RECONNECT_RETRIES)
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_with_config(client.clone(), config).await
 }
 
 /// Runs one Redis operation under [`OPERATION_DEADLINE`], turning every

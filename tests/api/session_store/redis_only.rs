@@ -207,3 +207,27 @@ async fn stalled_redis_is_unavailable_instead_of_hanging() {
         started.elapsed()
     );
 }
+
+/// A worker's clone has a connection of its own, to the same keys: what one
+/// writes, the other reads, both ways.
+#[tokio::test]
+async fn a_worker_clone_reads_and_writes_the_same_sessions() {
+    let name = "session_store::redis_only::a_worker_clone_reads_and_writes_the_same_sessions";
+    let Some(store) = redis_store(name).await else {
+        return;
+    };
+    let worker = store.backend.for_worker();
+    let from_shared = create(&store.backend, Some(Uuid::new_v4()), LIFETIME_MS).await;
+    let from_worker = create(&worker, None, LIFETIME_MS).await;
+    let now = super::now_ms();
+    for (reader, sid) in [(&worker, &from_shared), (&store.backend, &from_worker)] {
+        assert!(reader.load(sid, now).await.unwrap().is_some(), "{sid}");
+    }
+    assert!(worker.delete(&from_shared, "admin").await.unwrap());
+    assert!(store
+        .backend
+        .load(&from_shared, now)
+        .await
+        .unwrap()
+        .is_none());
+}
