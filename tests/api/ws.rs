@@ -206,6 +206,11 @@ async fn a_frame_over_the_size_limit_closes_with_1009(app: TestApp) {
     socket.send_text(big).await;
     let (code, _) = socket.closed().await;
     assert_eq!(code, Some(1009));
+    // A browser fires `onclose`, and reconnects, only once the TCP connection ends.
+    assert!(
+        socket.server_ended_tcp().await,
+        "connection still open after the 1009 close"
+    );
 }
 
 async fn logout_closes_every_socket_of_that_session_and_only_those(app: TestApp) {

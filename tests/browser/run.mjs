@@ -83,6 +83,13 @@ async function openPage(browser, who, viewport) {
     new MutationObserver(() => {
       if (!window.__signInFormSeen && document.getElementById('signin-form')) window.__signInFormSeen = true;
     }).observe(document, { childList: true, subtree: true });
+    // Every state the connection badge shows, however briefly.
+    window.__badgeStates = [];
+    new MutationObserver((changes) => {
+      for (const change of changes) {
+        if (change.target.classList?.contains('badge')) window.__badgeStates.push(change.target.dataset.state);
+      }
+    }).observe(document, { attributes: true, attributeFilter: ['data-state'], subtree: true });
     // Keep a handle on the page's sockets, so a step can drop one.
     const NativeWebSocket = window.WebSocket;
     window.__sockets = [];
@@ -281,9 +288,18 @@ try {
     // A frame over TETHER_WS_MAX_MESSAGE_BYTES: the server closes the socket
     // (1009), a close that is not the end of the session. (Chromium's offline
     // emulation leaves open sockets alone, so it cannot stand in for a drop.)
-    await alice.evaluate(() => window.__sockets.at(-1).send('x'.repeat(70_000)));
-    await alice.locator('.badge[data-state="reconnecting"]').waitFor();
+    // "Reconnecting" shows only from the close (the server ends the TCP
+    // connection up to 1 s after its close frame) to the next hello, a few
+    // hundred ms: too short for polling to be sure to see, so the page's own
+    // record of the badge's states is checked instead.
+    await alice.evaluate(() => {
+      window.__badgeStates = [];
+      window.__sockets.at(-1).send('x'.repeat(70_000));
+    });
+    await alice.waitForFunction(() => window.__badgeStates.includes('reconnecting'));
     await alice.locator('.badge[data-state="live"]').waitFor();
+    const states = await alice.evaluate(() => window.__badgeStates);
+    check(states[0] === 'reconnecting' && states.at(-1) === 'live', `badge states after the drop: ${states}`);
     const sockets = await alice.evaluate(() => window.__sockets.length);
     check(sockets >= 2, `expected a new socket, the page opened ${sockets}`);
     await alice.locator('button[data-message="messages.protected"]').click();
