@@ -7,7 +7,7 @@
 //!
 //! | Key | Type | Contents | Expiry |
 //! |-----|------|----------|--------|
-//! | `{prefix}session:{sid}` | HASH | `state`: JSON object of the session state map; `uid`: user UUID, empty when anonymous; `created`; `abs`: absolute deadline; `seen`: last activity; `ip`: client IP, `ua`: user agent (each ≤ 256 characters, empty when unknown) | `PEXPIRE` min(idle TTL, `abs` − now), renewed on activity |
+//! | `{prefix}session:{sid}` | HASH | `state`: JSON object of the session state map; `uid`: user UUID, empty when anonymous; `created`; `abs`: absolute deadline; `seen`: last activity; `exp`: when the key expires, as its TTL was last set; `ip`: client IP, `ua`: user agent (each ≤ 256 characters, empty when unknown) | `PEXPIRE` min(idle TTL, `abs` − now), renewed on activity |
 //! | `{prefix}sessions` | ZSET | every sid, scored by absolute deadline | `PEXPIRE` latest deadline − now |
 //! | `{prefix}user:{uid}:sessions` | ZSET | the user's sids, scored by absolute deadline | `PEXPIRE` latest deadline − now |
 //! | `{prefix}ended:{sid}` | STRING | why a deleted session ended (`logout`, `admin`, …) | 60 s |
@@ -43,7 +43,7 @@ use redis::{
 };
 use uuid::Uuid;
 
-use self::record::{encode_state, parse_session, FIELDS};
+use self::record::{encode_state, parse_session, with_ttl, Record, FIELDS};
 use super::{
     client_field, NewSession, SessionBackend, SessionPage, SessionState, StoreError, StoredSession,
     TOMBSTONE_TTL_MS,
@@ -221,14 +221,13 @@ impl RedisBackend {
         }
     }
 
-    /// Reads sessions (hash and remaining TTL) in one round trip; `None` for
-    /// each one that is absent or past its absolute deadline.
+    /// Reads sessions in one round trip (one `HMGET` each); `None` for each
+    /// one that is absent or past its absolute deadline.
     ///
-    /// A plain pipeline, not MULTI/EXEC: that doubled the commands Redis runs
-    /// for every authenticated request and upgrade (issue 5), and nothing here
-    /// needs it. A session deleted or expired between its HMGET and its
-    /// PTTL shows PTTL -2 and reads as absent; one refreshed in between only
-    /// reports the newer TTL.
+    /// The hash carries its own expiry (`exp`), so no `PTTL` is needed: one
+    /// command per session, not two, on every authenticated request and
+    /// upgrade (issue 5). Sessions stored by an older version, without `exp`,
+    /// cost a second round trip for their TTL until their next refresh.
     async fn fetch(
         &self,
         sids: &[String],
@@ -239,24 +238,46 @@ impl RedisBackend {
         }
         let mut pipe = redis::pipe();
         for sid in sids {
-            let key = self.session_key(sid);
-            pipe.cmd("HMGET").arg(&key).arg(&FIELDS[..]);
-            pipe.cmd("PTTL").arg(&key);
+            pipe.cmd("HMGET")
+                .arg(self.session_key(sid))
+                .arg(&FIELDS[..]);
         }
         let mut connection = self.conn().await?;
         let replies: Vec<Value> =
             with_deadline("read sessions", pipe.query_async(&mut connection)).await?;
-        if replies.len() != 2 * sids.len() {
+        if replies.len() != sids.len() {
             return Err(StoreError::Corrupt(format!(
                 "expected {} replies from Redis, got {}",
-                2 * sids.len(),
+                sids.len(),
                 replies.len()
             )));
         }
-        replies
-            .chunks_exact(2)
-            .map(|pair| parse_session(&pair[0], &pair[1], now_ms))
-            .collect()
+        let mut sessions = Vec::with_capacity(sids.len());
+        let mut untimed = Vec::new();
+        for (i, reply) in replies.iter().enumerate() {
+            sessions.push(match parse_session(reply, now_ms)? {
+                Record::Gone => None,
+                Record::Live(session) => Some(session),
+                Record::LacksExpiry(session) => {
+                    untimed.push(i);
+                    Some(session)
+                }
+            });
+        }
+        if !untimed.is_empty() {
+            let mut pipe = redis::pipe();
+            for &i in &untimed {
+                pipe.cmd("PTTL").arg(self.session_key(&sids[i]));
+            }
+            let ttls: Vec<Value> =
+                with_deadline("read session TTLs", pipe.query_async(&mut connection)).await?;
+            for (&i, ttl) in untimed.iter().zip(&ttls) {
+                if let Some(session) = sessions[i].take() {
+                    sessions[i] = with_ttl(session, ttl, now_ms)?;
+                }
+            }
+        }
+        Ok(sessions)
     }
 }
 

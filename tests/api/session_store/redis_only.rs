@@ -62,13 +62,24 @@ async fn redis_store_keys_follow_the_documented_layout() {
     let fields: HashSet<&str> = fields.iter().map(String::as_str).collect();
     assert_eq!(
         fields,
-        HashSet::from(["state", "uid", "created", "abs", "seen", "ip", "ua"])
+        HashSet::from(["state", "uid", "created", "abs", "seen", "exp", "ip", "ua"])
     );
     let ttl: i64 = ::redis::cmd("PTTL")
         .arg(&session_key)
         .query(&mut raw)
         .unwrap();
     assert!(ttl > 0 && ttl <= IDLE_MS, "session PTTL {ttl}");
+    // `exp` says when the key expires, so that a read needs no PTTL.
+    let exp: i64 = ::redis::cmd("HGET")
+        .arg(&session_key)
+        .arg("exp")
+        .query(&mut raw)
+        .unwrap();
+    let by_ttl = super::now_ms() + ttl;
+    assert!(
+        (exp - by_ttl).abs() < 2_000,
+        "exp {exp}, now + PTTL {by_ttl}"
+    );
     for index in [&index_key, &format!("{p}sessions")] {
         let ttl: i64 = ::redis::cmd("PTTL").arg(index).query(&mut raw).unwrap();
         assert!(
@@ -230,4 +241,43 @@ async fn a_worker_clone_reads_and_writes_the_same_sessions() {
         .await
         .unwrap()
         .is_none());
+}
+
+/// A session stored before the hash carried `exp` still loads, its expiry
+/// read from the key's TTL; its next refresh adds `exp`.
+#[tokio::test]
+async fn a_session_stored_without_exp_loads_with_its_ttl() {
+    let name = "session_store::redis_only::a_session_stored_without_exp_loads_with_its_ttl";
+    let Some(store) = redis_store(name).await else {
+        return;
+    };
+    let redis = store.redis.as_ref().unwrap();
+    let sid = create(&store.backend, Some(Uuid::new_v4()), LIFETIME_MS).await;
+    let key = format!("{}session:{sid}", redis.prefix);
+    let mut raw = redis.raw_connection();
+    let _: i64 = ::redis::cmd("HDEL")
+        .arg(&key)
+        .arg(&["exp", "seen", "ip", "ua"][..])
+        .query(&mut raw)
+        .unwrap();
+    let _: i64 = ::redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(20_000)
+        .query(&mut raw)
+        .unwrap();
+    let now = super::now_ms();
+    let old = store.backend.load(&sid, now).await.unwrap().unwrap();
+    assert!(
+        (old.expires_at_ms - (now + 20_000)).abs() < 2_000,
+        "expires {} ms from now",
+        old.expires_at_ms - now
+    );
+    let renewed = store.backend.touch(&sid, IDLE_MS, now).await.unwrap();
+    let exp: i64 = ::redis::cmd("HGET")
+        .arg(&key)
+        .arg("exp")
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(Some(exp), renewed);
+    assert_eq!(exp, now + IDLE_MS);
 }

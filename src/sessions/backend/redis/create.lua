@@ -16,7 +16,7 @@ if ttl <= 0 then
   return 0
 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'uid', ARGV[2], 'created', ARGV[3],
-  'abs', ARGV[4], 'seen', ARGV[5], 'ip', ARGV[8], 'ua', ARGV[9])
+  'abs', ARGV[4], 'seen', ARGV[5], 'exp', string.format('%d', now + ttl), 'ip', ARGV[8], 'ua', ARGV[9])
 redis.call('PEXPIRE', KEYS[1], ttl)
 for i = 2, #KEYS do
   -- Scores are absolute deadlines: members past theirs are dead, drop them.

@@ -18,17 +18,24 @@ pub(super) fn encode_state(state: &SessionState) -> Result<String, StoreError> {
 /// The session hash's fields, in the order `HMGET` asks for them. Reading
 /// only the values (not `HGETALL`'s names and values) halves the reply the
 /// client parses on every authenticated request (issue 5, callgrind).
-pub(super) const FIELDS: [&str; 7] = ["state", "uid", "created", "abs", "seen", "ip", "ua"];
+pub(super) const FIELDS: [&str; 8] = ["state", "uid", "created", "abs", "seen", "exp", "ip", "ua"];
 
-/// Builds a session from its `HMGET` (of [`FIELDS`]) and `PTTL` replies.
+/// A session as its hash holds it.
+pub(super) enum Record {
+    /// Absent, or past its absolute deadline.
+    Gone,
+    Live(StoredSession),
+    /// Stored by a version that kept no `exp`: `expires_at_ms` is still the
+    /// absolute deadline, to be narrowed by the key's TTL ([`with_ttl`]).
+    LacksExpiry(StoredSession),
+}
+
+/// Builds a session from its `HMGET` (of [`FIELDS`]) reply.
 ///
-/// `seen`, `ip` and `ua` are optional: sessions stored by an older version
-/// lack them, and must keep working across an upgrade.
-pub(super) fn parse_session(
-    values: &Value,
-    pttl: &Value,
-    now_ms: i64,
-) -> Result<Option<StoredSession>, StoreError> {
+/// `seen`, `exp`, `ip` and `ua` are optional: sessions stored by an older
+/// version lack them, and must keep working across an upgrade. One `HMGET`
+/// is atomic, so a delete or refresh racing it is seen wholly or not at all.
+pub(super) fn parse_session(values: &Value, now_ms: i64) -> Result<Record, StoreError> {
     let values: Vec<Option<String>> = redis::from_redis_value_ref(values)
         .map_err(|_| StoreError::Corrupt("session key is not a hash of strings".into()))?;
     if values.len() != FIELDS.len() {
@@ -43,10 +50,8 @@ pub(super) fn parse_session(
         .zip(values)
         .filter_map(|(name, value)| Some((*name, value?)))
         .collect();
-    let pttl_ms: i64 = redis::from_redis_value_ref(pttl)
-        .map_err(|_| StoreError::Corrupt("PTTL reply is not an integer".into()))?;
-    if fields.is_empty() || pttl_ms == -2 {
-        return Ok(None);
+    if fields.is_empty() {
+        return Ok(Record::Gone);
     }
     let field = |name: &str| {
         fields
@@ -60,7 +65,7 @@ pub(super) fn parse_session(
     };
     let absolute_deadline_ms = millis("abs")?;
     if absolute_deadline_ms <= now_ms {
-        return Ok(None);
+        return Ok(Record::Gone);
     }
     let state: SessionState = serde_json::from_str(field("state")?).map_err(|_| {
         StoreError::Corrupt("session hash field `state` is not a JSON object of strings".into())
@@ -72,28 +77,50 @@ pub(super) fn parse_session(
                 StoreError::Corrupt("session hash field `uid` is not a UUID".into())
             })?),
         };
-    // No TTL (-1) cannot come from this store; the deadline still bounds it.
-    let expires_at_ms = if pttl_ms >= 0 {
-        now_ms.saturating_add(pttl_ms).min(absolute_deadline_ms)
-    } else {
-        absolute_deadline_ms
-    };
     let created_at_ms = millis("created")?;
     let last_seen_ms = match fields.get("seen") {
         Some(_) => millis("seen")?,
         None => created_at_ms,
     };
+    let expires_at_ms = match fields.get("exp") {
+        Some(_) => Some(millis("exp")?.min(absolute_deadline_ms)),
+        None => None,
+    };
     let text = |name: &str| fields.get(name).filter(|v| !v.is_empty()).cloned();
-    Ok(Some(StoredSession {
+    let session = StoredSession {
         state,
         user_id,
         created_at_ms,
         absolute_deadline_ms,
-        expires_at_ms,
+        expires_at_ms: expires_at_ms.unwrap_or(absolute_deadline_ms),
         last_seen_ms,
         client_ip: text("ip"),
         user_agent: text("ua"),
-    }))
+    };
+    Ok(match expires_at_ms {
+        Some(_) => Record::Live(session),
+        None => Record::LacksExpiry(session),
+    })
+}
+
+/// Completes a [`Record::LacksExpiry`] session with its key's `PTTL` reply,
+/// read after the hash: `None` if the key is gone by then.
+pub(super) fn with_ttl(
+    mut session: StoredSession,
+    pttl: &Value,
+    now_ms: i64,
+) -> Result<Option<StoredSession>, StoreError> {
+    let pttl_ms: i64 = redis::from_redis_value_ref(pttl)
+        .map_err(|_| StoreError::Corrupt("PTTL reply is not an integer".into()))?;
+    match pttl_ms {
+        -2 => Ok(None),
+        // No TTL (-1) cannot come from this store; the deadline still bounds it.
+        -1 => Ok(Some(session)),
+        ttl => {
+            session.expires_at_ms = now_ms.saturating_add(ttl).min(session.absolute_deadline_ms);
+            Ok(Some(session))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -120,42 +147,76 @@ mod tests {
             ("created", "1000"),
             ("abs", "100000"),
             ("seen", "2000"),
+            ("exp", "62000"),
         ])
     }
 
-    /// The hash and the TTL are read in one pipeline but not atomically, so
-    /// every pair of replies a concurrent delete, expiry or refresh can leave
-    /// must read sensibly, and a session that is gone must read as gone.
+    fn live(record: Record) -> StoredSession {
+        match record {
+            Record::Live(session) => session,
+            _ => panic!("expected a live session"),
+        }
+    }
+
     #[test]
-    fn replies_read_between_a_change_read_safely() {
+    fn a_hash_reads_as_a_session_expiring_at_exp() {
         let now = 5000;
-        let live = parse_session(&session_hash(), &Value::Int(30_000), now).unwrap();
-        assert_eq!(live.unwrap().expires_at_ms, 35_000);
-        // Deleted or expired after HMGET: PTTL says the key is gone.
-        assert!(parse_session(&session_hash(), &Value::Int(-2), now)
-            .unwrap()
-            .is_none());
-        // Gone before HMGET.
-        assert!(parse_session(&hash(&[]), &Value::Int(-2), now)
-            .unwrap()
-            .is_none());
-        assert!(parse_session(&hash(&[]), &Value::Int(30_000), now)
-            .unwrap()
-            .is_none());
-        // A session of an older version, without `seen`, `ip` and `ua`.
+        let session = live(parse_session(&session_hash(), now).unwrap());
+        assert_eq!(
+            (
+                session.created_at_ms,
+                session.last_seen_ms,
+                session.expires_at_ms
+            ),
+            (1000, 2000, 62_000)
+        );
+        // Gone, or past its absolute deadline.
+        assert!(matches!(parse_session(&hash(&[]), now), Ok(Record::Gone)));
+        assert!(matches!(
+            parse_session(&session_hash(), 100_000),
+            Ok(Record::Gone)
+        ));
+        // An `exp` past `abs` (an operator's edit) is bounded by `abs`.
+        let mut fields = vec![
+            ("state", "{}"),
+            ("uid", ""),
+            ("created", "1000"),
+            ("abs", "100000"),
+        ];
+        fields.push(("exp", "200000"));
+        let session = live(parse_session(&hash(&fields), now).unwrap());
+        assert_eq!(session.expires_at_ms, 100_000);
+        // Unreadable fields are corrupt records, not absent ones.
+        fields.push(("seen", "soon"));
+        assert!(matches!(
+            parse_session(&hash(&fields), now),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    /// Sessions of an older version lack `seen`, `exp`, `ip` and `ua`: they
+    /// take their expiry from the key's TTL, read after the hash, and a key
+    /// gone by then reads as gone.
+    #[test]
+    fn a_session_of_an_older_version_takes_its_expiry_from_the_ttl() {
+        let now = 5000;
         let old = hash(&[
             ("state", "{}"),
             ("uid", ""),
             ("created", "1000"),
             ("abs", "100000"),
         ]);
-        let old = parse_session(&old, &Value::Int(30_000), now)
-            .unwrap()
-            .unwrap();
-        assert_eq!((old.last_seen_ms, old.client_ip), (1000, None));
-        // Past its absolute deadline: gone whatever the TTL.
-        assert!(parse_session(&session_hash(), &Value::Int(30_000), 100_000)
-            .unwrap()
-            .is_none());
+        let Ok(Record::LacksExpiry(session)) = parse_session(&old, now) else {
+            panic!("expected a record without expiry");
+        };
+        assert_eq!(
+            (session.last_seen_ms, session.client_ip.clone()),
+            (1000, None)
+        );
+        let timed = with_ttl(session.clone(), &Value::Int(30_000), now).unwrap();
+        assert_eq!(timed.unwrap().expires_at_ms, 35_000);
+        let bounded = with_ttl(session.clone(), &Value::Int(500_000), now).unwrap();
+        assert_eq!(bounded.unwrap().expires_at_ms, 100_000);
+        assert!(with_ttl(session, &Value::Int(-2), now).unwrap().is_none());
     }
 }

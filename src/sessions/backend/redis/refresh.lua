@@ -21,6 +21,6 @@ end
 if ARGV[3] then
   redis.call('HSET', KEYS[1], 'state', ARGV[3])
 end
-redis.call('HSET', KEYS[1], 'seen', ARGV[1])
+redis.call('HSET', KEYS[1], 'seen', ARGV[1], 'exp', string.format('%d', now + ttl))
 redis.call('PEXPIRE', KEYS[1], ttl)
 return now + ttl
