@@ -249,7 +249,7 @@ fn http_server(
     listener: TcpListener,
 ) -> anyhow::Result<Server> {
     let config = state.config.clone();
-    let sessions = state.sessions.clone();
+    let shared_sessions = state.sessions.clone();
     let web_dir = config.web_dir.is_dir().then(|| config.web_dir.clone());
     if web_dir.is_none() {
         log::warn!(
@@ -258,8 +258,9 @@ fn http_server(
         );
     }
     let server = HttpServer::new(move || {
-        // Called once on each worker thread.
-        let store = SessionStore::new(sessions.for_worker());
+        // Runs on each worker thread: each worker's session store gets a
+        // Redis connection of its own (`RedisBackend::for_worker`).
+        let store = SessionStore::new(shared_sessions.for_worker());
         let sessions = SessionMiddleware::builder(store, key.clone())
             .cookie_name("tether_session".into())
             .cookie_secure(config.cookie_secure)
