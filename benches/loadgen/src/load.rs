@@ -117,3 +117,57 @@ where
         elapsed: start.elapsed(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With paused time the schedule is exact: one stalled operation must
+    /// show up in the latency of every send it held back, not only in its own
+    /// (the coordinated omission a fixed rate exists to avoid).
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_counts_against_every_send_it_delays() {
+        // 100/s for 1 s, one at a time; operation 0 takes 500 ms, the rest 1 ms.
+        let measured = fixed_rate(100.0, Duration::from_secs(1), 1, |i| async move {
+            let took = if i == 0 { 500 } else { 1 };
+            tokio::time::sleep(Duration::from_millis(took)).await;
+            Ok(())
+        })
+        .await;
+        let hist = &measured.hist;
+        assert_eq!((hist.len(), measured.errors), (100, 0));
+        assert!(hist.max() >= 500_000, "max {} µs", hist.max());
+        // Sends scheduled during the stall (10 ms apart) waited for it:
+        // the one due at 10 ms waited ~490 ms, the one at 400 ms ~100 ms.
+        let delayed = hist
+            .iter_recorded()
+            .filter(|v| v.value_iterated_to() >= 100_000);
+        let delayed: u64 = delayed.map(|v| v.count_at_value()).sum();
+        assert!(
+            (40..=50).contains(&delayed),
+            "{delayed} sends delayed ≥ 100 ms"
+        );
+    }
+
+    /// Failed operations are counted as errors and kept out of the latencies.
+    #[tokio::test(start_paused = true)]
+    async fn errors_are_counted_not_timed() {
+        let measured = closed_loop(vec![0u32; 2], Duration::from_millis(100), |n| async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let outcome = if n % 2 == 0 {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("refused"))
+            };
+            (n + 1, outcome)
+        })
+        .await;
+        // Each of the two workers: 10 operations in 100 ms, every other one failing.
+        assert_eq!((measured.hist.len(), measured.errors), (10, 10));
+        assert!(
+            measured.hist.max() < 11_000,
+            "max {} µs",
+            measured.hist.max()
+        );
+    }
+}
