@@ -145,6 +145,10 @@ impl RedisBackend {
         let Some(cell) = &self.local else {
             return Ok(self.connection.clone());
         };
+        // Once open, no deadline (and no timer) on the per-request path.
+        if let Some(connection) = cell.get() {
+            return Ok(connection.clone());
+        }
         let opened = async { cell.get_or_try_init(|| open(&self.client)).await.cloned() };
         with_deadline("connect to Redis", opened).await
     }
