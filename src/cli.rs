@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 use crate::{
     auth::users,
     config::Config,
+    domain::EndReason,
     domain::{Password, RoleName, Username},
-    sessions::EndReason,
     startup::{open_sessions, open_user_store},
 };
 

@@ -1,16 +1,24 @@
 //! tether: sign-in sessions and a WebSocket that is exactly as trustworthy as
 //! the login session. The binary (`main.rs`) and the integration tests both
 //! start the server through [`startup::Application`].
+//!
+//! Floors, lowest first (a module imports only from its own floor or below):
+//! `time`, `domain` → `config`, `db`, `events` → `sessions` → `auth` →
+//! `ws` → `state` → the routes (`auth`, `admin`, `demo_messages`, `health`,
+//! `ws::route`) → `startup` → `cli`.
 
 pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod demo_messages;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod health;
-pub mod messages;
 pub mod sessions;
 pub mod startup;
+pub mod state;
+pub mod time;
 pub mod ws;

@@ -1,6 +1,7 @@
 //! `Application::build(config)`: everything `main` and the tests start the same
 //! way — user store (migrated), session store, event bus, access cache, socket
-//! hub, HTTP server bound (port 0 in tests).
+//! hub and what feeds it (`ws::live`), HTTP server bound (port 0 in tests).
+//! Wiring only: what each part does lives in its own module.
 
 use std::{net::TcpListener, sync::Arc};
 
@@ -18,30 +19,21 @@ use actix_web::{
 use anyhow::Context as _;
 
 use crate::{
-    auth::{self, AccessCache, Hasher},
+    admin,
+    auth::{self, throttle::LoginThrottle, AccessCache, Hasher},
     config::Config,
     db::Db,
+    demo_messages,
     error::{self, ApiError},
-    health, messages,
+    events::EventBus,
+    health,
     sessions::{
         backend::{MemoryBackend, RedisBackend},
-        AnyBackend, Event, EventBus, SessionStore, Sessions,
+        AnyBackend, SessionStore, Sessions,
     },
-    ws::{self, dispatch::Registry, Hub},
+    state::AppState,
+    ws::{self, Hub},
 };
-
-/// Shared by every handler and socket.
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: Db,
-    pub sessions: Sessions,
-    pub access: Arc<AccessCache>,
-    pub hasher: Hasher,
-    pub throttle: auth::throttle::LoginThrottle,
-    pub hub: Arc<Hub>,
-    pub allowed_origins: Vec<String>,
-    pub ws_handlers: Arc<Registry>,
-}
 
 /// Opens the user store and runs pending migrations.
 pub async fn open_user_store(config: &Config) -> anyhow::Result<Db> {
@@ -112,34 +104,25 @@ impl Application {
             .with_context(|| format!("cannot bind {} (TETHER_BIND)", config.bind))?;
         let port = listener.local_addr()?.port();
 
-        if config.redis_url.is_some() && !sessions.enable_keyspace_events().await {
-            log::warn!(
-                "event=keyspace_events_off note=\"raw Redis deletes reach sockets only through the periodic sweep (TETHER_SWEEP_SECS)\""
-            );
-        }
         let access = Arc::new(AccessCache::new(db.clone()));
         let hub = Hub::new();
-        let sweep = ws::sweep::spawn(sessions.clone(), hub.clone(), config.sweep_interval);
-        sessions
-            .bus
-            .set_sink(event_sink(access.clone(), hub.clone(), sweep));
-        sessions.bus.spawn_subscriber();
-        ws::census::spawn(sessions.clone(), hub.clone());
-        if db.watches_other_processes() {
-            spawn_user_store_watch(access.clone(), hub.clone());
-        }
+        ws::live::start(
+            &sessions,
+            &db,
+            access.clone(),
+            hub.clone(),
+            config.sweep_interval,
+        )
+        .await;
 
         let throttle = match sessions.redis_connection() {
-            Some((conn, prefix)) => auth::throttle::LoginThrottle::redis(
+            Some((conn, prefix)) => LoginThrottle::redis(
                 conn,
                 &prefix,
                 config.login_max_failures,
                 config.login_lockout,
             ),
-            None => auth::throttle::LoginThrottle::memory(
-                config.login_max_failures,
-                config.login_lockout,
-            ),
+            None => LoginThrottle::memory(config.login_max_failures, config.login_lockout),
         };
         let state = web::Data::new(AppState {
             throttle,
@@ -179,63 +162,6 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
-}
-
-/// What this instance does with an event, from here or from another instance.
-fn event_sink(
-    access: Arc<AccessCache>,
-    hub: Arc<Hub>,
-    sweep: Arc<tokio::sync::Notify>,
-) -> crate::sessions::bus::EventSink {
-    Arc::new(move |event: &Event| match event {
-        Event::SessionEnded { sid, reason } => hub.end_session(sid, *reason),
-        Event::UserChanged { user_id } => {
-            // Invalidate first, so the sockets woken next read the new access.
-            access.invalidate(*user_id);
-            hub.user_changed(*user_id);
-        }
-        Event::Chat {
-            room,
-            from,
-            text,
-            at,
-        } => {
-            let frame = ws::protocol::ServerEvent::ChatMessage {
-                room: room.clone(),
-                from: from.clone(),
-                text: text.clone(),
-                at: at.clone(),
-            };
-            hub.broadcast(frame.to_text().into());
-        }
-        Event::Resync => {
-            // Anything published while we were away is lost: re-read access,
-            // and re-check every open socket's session now.
-            access.invalidate_all();
-            hub.resync();
-            sweep.notify_one();
-        }
-    })
-}
-
-/// SQLite without Redis: every permission check already notices commits made
-/// by other processes (the CLI). Once a second this also asks SQLite exactly
-/// (covering the probe's file-time shortcut) and wakes idle sockets, so a user
-/// disabled from the CLI loses sockets that send nothing.
-fn spawn_user_store_watch(access: Arc<AccessCache>, hub: Arc<Hub>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        let mut seen = access.generation();
-        loop {
-            tick.tick().await;
-            access.sync_exact();
-            let now = access.generation();
-            if now != seen {
-                seen = now;
-                hub.resync();
-            }
-        }
-    });
 }
 
 /// Sent on every response: only this origin's own files and sockets, no
@@ -312,9 +238,9 @@ fn http_server(
             .configure(health::configure)
             .configure(auth::routes::configure)
             .configure(auth::password_routes::configure)
-            .configure(crate::sessions::routes::configure)
-            .configure(crate::admin::configure)
-            .configure(messages::configure)
+            .configure(auth::own_sessions::configure)
+            .configure(admin::configure)
+            .configure(demo_messages::configure)
             .configure(ws::route::configure);
         // The browser app: static files, registered last so the API wins.
         match &web_dir {

@@ -9,11 +9,12 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::UserIdPath;
 use crate::{
     auth::{extractors::perm, Authorized},
+    domain::EndReason,
     error::ApiError,
-    sessions::EndReason,
-    startup::AppState,
+    state::AppState,
 };
 
 pub const DEFAULT_PER_PAGE: usize = 50;
@@ -106,9 +107,8 @@ async fn end_one(
 async fn end_users(
     _: Admin,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    UserIdPath(user_id): UserIdPath,
 ) -> Result<HttpResponse, ApiError> {
-    let user_id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     state
         .db
         .find_user(user_id)

@@ -2,20 +2,22 @@
 //! enable/disable and set a user's password, over the service functions in
 //! `auth::users` that the CLI uses too.
 //!
-//! Not a `web::scope`: a scope would swallow `/api/admin/users/{id}/sessions`,
-//! which `admin::sessions` registers after this module.
+//! Plain resources, not a `web::scope("/api/admin/users")`: a scope answers
+//! every path under its prefix (404 when nothing inside matches), which would
+//! hide `/api/admin/users/{id}/sessions` registered by `admin::sessions`.
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::UserIdPath;
 use crate::{
     auth::{extractors::perm, users, Authorized},
     db::UserRecord,
     domain::{ParseError, Password, PermissionSet, RoleName, Username},
     error::ApiError,
-    startup::AppState,
+    state::AppState,
+    time::rfc3339,
 };
 
 type Admin = Authorized<perm::AdminUsers>;
@@ -51,14 +53,10 @@ impl From<UserRecord> for AdminUserView {
             roles: u.roles,
             permissions: u.permissions,
             disabled: u.disabled,
-            created_at: rfc3339(u.created_at),
-            updated_at: rfc3339(u.updated_at),
+            created_at: rfc3339(u.created_at.timestamp_millis()),
+            updated_at: rfc3339(u.updated_at.timestamp_millis()),
         }
     }
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 fn user_json(user: UserRecord) -> serde_json::Value {
@@ -67,11 +65,6 @@ fn user_json(user: UserRecord) -> serde_json::Value {
 
 fn bad_request(e: ParseError) -> ApiError {
     ApiError::BadRequest(e.0)
-}
-
-/// The `{id}` path segment. Not a UUID names no user: 404, like an unknown one.
-fn user_id(path: &web::Path<String>) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(path.as_str()).map_err(|_| ApiError::NotFound)
 }
 
 fn parse_roles(raw: &[String]) -> Result<Vec<RoleName>, ApiError> {
@@ -123,10 +116,9 @@ struct RolesBody {
 async fn set_roles(
     _admin: Admin,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    UserIdPath(id): UserIdPath,
     body: web::Json<RolesBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = user_id(&path)?;
     let roles = parse_roles(&body.roles)?;
     let user = users::set_roles_by_id(&state.db, &state.sessions, id, &roles).await?;
     Ok(HttpResponse::Ok().json(user_json(user)))
@@ -142,10 +134,9 @@ struct PatchBody {
 async fn set_disabled(
     admin: Admin,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    UserIdPath(id): UserIdPath,
     body: web::Json<PatchBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = user_id(&path)?;
     // An admin locking themselves out could leave nobody able to undo it.
     if body.disabled && id == admin.user.access.id {
         return Err(ApiError::BadRequest(
@@ -164,10 +155,9 @@ struct PasswordBody {
 async fn set_password(
     admin: Admin,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    UserIdPath(id): UserIdPath,
     body: web::Json<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = user_id(&path)?;
     let password = Password::parse_new(body.into_inner().password).map_err(bad_request)?;
     // An admin setting their own password stays signed in on this session.
     let own = &admin.user.session;

@@ -15,7 +15,7 @@ use std::{
     },
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
@@ -38,13 +38,18 @@ impl UserAccess {
         !self.disabled && self.permissions.contains(permission)
     }
 
-    /// The `user` object of the API.
-    pub fn view(&self) -> UserView<'_> {
-        UserView {
+    /// The `user` object of the API and of the socket's `hello`.
+    pub fn to_json(&self) -> UserJson {
+        UserJson {
             id: self.id,
-            username: &self.username,
-            roles: &self.roles,
-            permissions: self.permissions,
+            username: self.username.clone(),
+            roles: self.roles.clone(),
+            permissions: self
+                .permissions
+                .names()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
         }
     }
 }
@@ -61,13 +66,14 @@ impl From<UserRecord> for UserAccess {
     }
 }
 
-/// `{"id","username","roles","permissions"}`.
-#[derive(Debug, Serialize)]
-pub struct UserView<'a> {
+/// The `user` object: `{"id","username","roles","permissions"}`, the
+/// permissions sorted by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserJson {
     pub id: Uuid,
-    pub username: &'a str,
-    pub roles: &'a [String],
-    pub permissions: PermissionSet,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
 }
 
 pub struct AccessCache {

@@ -4,37 +4,10 @@
 
 use std::{future::Future, marker::PhantomData, pin::Pin, sync::Arc};
 
-use actix_session::SessionExt as _;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
-use uuid::Uuid;
 
 use super::UserAccess;
-use crate::{domain::Permission, error::ApiError, sessions::state_keys, startup::AppState};
-
-/// The caller's session, as loaded by the session middleware. No I/O.
-#[derive(Debug, Clone)]
-pub struct CurrentSession {
-    pub sid: String,
-    pub user_id: Uuid,
-    pub created_at_ms: i64,
-    pub expires_at_ms: i64,
-    pub absolute_expires_at_ms: i64,
-}
-
-impl CurrentSession {
-    /// `None` when the request has no signed-in session.
-    pub fn from_request(req: &HttpRequest) -> Option<Self> {
-        let session = req.get_session();
-        let user_id: String = session.get(state_keys::IDENTITY_USER_ID).ok()??;
-        Some(Self {
-            sid: session.get(state_keys::SID).ok()??,
-            user_id: Uuid::parse_str(&user_id).ok()?,
-            created_at_ms: session.get(state_keys::CREATED_AT).ok()??,
-            expires_at_ms: session.get(state_keys::EXPIRES_AT).ok()??,
-            absolute_expires_at_ms: session.get(state_keys::ABSOLUTE_EXPIRES_AT).ok()??,
-        })
-    }
-}
+use crate::{domain::Permission, error::ApiError, sessions::CurrentSession, state::AppState};
 
 fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>()

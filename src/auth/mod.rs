@@ -5,12 +5,14 @@
 
 pub mod access;
 pub mod extractors;
+pub mod own_sessions;
 pub mod password;
 pub mod password_routes;
 pub mod routes;
 pub mod throttle;
 pub mod users;
 
-pub use access::{AccessCache, UserAccess};
-pub use extractors::{Authorized, CurrentSession, CurrentUser};
+pub use crate::sessions::CurrentSession;
+pub use access::{AccessCache, UserAccess, UserJson};
+pub use extractors::{Authorized, CurrentUser};
 pub use password::Hasher;

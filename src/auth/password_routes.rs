@@ -4,10 +4,8 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::{users, CurrentUser};
-use crate::{domain::Password, error::ApiError, startup::AppState};
+use crate::{domain::Password, error::ApiError, state::AppState};
 
-/// Registered as an exact resource, so it must come before the `/api/auth`
-/// scope of `auth::routes`, which would otherwise swallow the path.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/auth/password").route(web::put().to(change_password)));
 }

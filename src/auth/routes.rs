@@ -2,11 +2,8 @@
 
 use actix_identity::Identity;
 use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse};
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
-
-use actix_session::SessionExt as _;
 
 use super::{CurrentSession, CurrentUser};
 use crate::{
@@ -14,14 +11,14 @@ use crate::{
     error::ApiError,
     sessions::{
         client::{client_ip, user_agent},
-        state_keys,
+        ClientMeta, SessionJson,
     },
-    startup::AppState,
+    state::AppState,
 };
 
 /// Plain routes, not a `web::scope("/api/auth")`: a scope answers every path
 /// under its prefix (404 if nothing inside matches), which would hide the
-/// other `/api/auth/…` routes registered by `sessions::routes` and `password_routes`.
+/// other `/api/auth/…` routes registered by `own_sessions` and `password_routes`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/auth/login", web::post().to(login))
         .route("/api/auth/logout", web::post().to(logout))
@@ -52,17 +49,14 @@ async fn login(
         .get(user_id)
         .await?
         .ok_or(ApiError::InvalidCredentials)?;
-    // Recorded with the new session (the store lifts these out of the state).
-    let session = req.get_session();
-    session
-        .insert(state_keys::CLIENT_IP, ip.map(|ip| ip.to_string()))
-        .and_then(|()| session.insert(state_keys::USER_AGENT, user_agent(&req)))
+    ClientMeta::new(ip, user_agent(&req))
+        .record(&req)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("session insert: {e}")))?;
     // Identity::login renews the session key: no session fixation.
     Identity::login(&req.extensions(), user_id.to_string())
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("login failed: {e}")))?;
     log::info!("event=login user_id={user_id}");
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "user": access.view() })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "user": access.to_json() })))
 }
 
 /// Checks a username and password, within the sign-in throttle. Unknown
@@ -143,34 +137,9 @@ async fn logout(req: HttpRequest, identity: Option<Identity>) -> HttpResponse {
     HttpResponse::NoContent().finish()
 }
 
-#[derive(Serialize)]
-pub struct SessionView {
-    pub id: String,
-    pub created_at: String,
-    pub expires_at: String,
-}
-
-pub fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-impl SessionView {
-    /// The session as the client sees it, with the idle deadline the store
-    /// holds (activity is recorded at most every few seconds).
-    pub fn of(session: &CurrentSession) -> Self {
-        Self {
-            id: session.sid.clone(),
-            created_at: rfc3339(session.created_at_ms),
-            expires_at: rfc3339(session.expires_at_ms),
-        }
-    }
-}
-
 async fn me(user: CurrentUser) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
-        "user": user.access.view(),
-        "session": SessionView::of(&user.session),
+        "user": user.access.to_json(),
+        "session": SessionJson::from(&user.session),
     }))
 }

@@ -7,9 +7,10 @@ use uuid::Uuid;
 use super::{CurrentSession, Hasher};
 use crate::{
     db::{Db, DbError, UserRecord},
-    domain::{Password, RoleName, Username},
+    domain::{EndReason, Password, RoleName, Username},
     error::ApiError,
-    sessions::{EndReason, Event, Sessions},
+    events::Event,
+    sessions::Sessions,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,9 @@ pub enum UserError {
     Db(#[from] DbError),
     #[error(transparent)]
     Store(#[from] crate::sessions::backend::StoreError),
+    /// The change was made but could not be announced to other instances.
+    #[error(transparent)]
+    Bus(#[from] crate::events::BusError),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -36,6 +40,7 @@ impl From<UserError> for ApiError {
             UserError::WrongPassword => ApiError::BadRequest(e.to_string()),
             UserError::Db(e) => e.into(),
             UserError::Store(e) => e.into(),
+            UserError::Bus(e) => ApiError::Unavailable(e.into()),
             UserError::Other(e) => ApiError::Internal(e),
         }
     }

@@ -1,11 +1,13 @@
 //! Domain newtypes, parsed once at the edge (HTTP body, CLI argument, WebSocket
 //! payload) so the core never re-validates them.
 
+mod end_reason;
 mod password;
 mod permission;
 mod role;
 mod username;
 
+pub use end_reason::{Disappearance, EndReason};
 pub use password::Password;
 pub use permission::{Permission, PermissionSet};
 pub use role::RoleName;

@@ -1,44 +1,40 @@
-//! Server-side sessions: storage backends, the actix-session adapter, and the
-//! event bus that carries "this session ended" and "this user changed" to
-//! every live socket, on this instance and every other one.
+//! Server-side sessions: the storage backends, the actix-session adapter,
+//! the typed session a request carries, and the session service that
+//! handlers, sockets and the CLI share.
 //!
 //! Sessions have two names. The cookie carries a 64-character random *key*,
 //! the only credential. Everything else (Redis keys, logs, the API) uses the
 //! *public id* `sid` = first 32 hex digits of SHA-256(key): one-way, so a Redis
 //! dump or an admin screen never yields a usable cookie.
+//!
+//! Ending a session deletes it and announces [`Event::SessionEnded`] on the
+//! event bus; a session that vanishes inside Redis (raw `DEL`, expiry) is
+//! reported by the Redis backend's keyspace listener and announced the same way.
 
 pub mod backend;
-pub mod bus;
 pub mod client;
-pub mod routes;
+mod current;
+mod listing;
 mod store;
 
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
-pub use bus::{EndReason, Event, EventBus};
+pub use current::{ClientMeta, CurrentSession, SessionJson};
+pub use listing::SessionSummary;
 pub use store::SessionStore;
 
-use backend::{MemoryBackend, RedisBackend, SessionBackend, StoreError, StoredSession};
-use serde::Serialize;
-
-/// Keys the adapter adds to the state it hands to actix-session on load, so
-/// handlers can read the session's public facts. Never stored.
-pub(crate) mod state_keys {
-    pub const SID: &str = "tether.sid";
-    pub const CREATED_AT: &str = "tether.created_at";
-    pub const EXPIRES_AT: &str = "tether.expires_at";
-    pub const ABSOLUTE_EXPIRES_AT: &str = "tether.absolute_expires_at";
-    pub const PREFIX: &str = "tether.";
-    /// Written by actix-identity on login.
-    pub const IDENTITY_USER_ID: &str = "actix_identity.user_id";
-    /// Set by the login handler for the store to record with a new session;
-    /// lifted out of the state, never stored in it.
-    pub const CLIENT_IP: &str = "tether-meta.client_ip";
-    pub const USER_AGENT: &str = "tether-meta.user_agent";
-}
+use crate::{
+    domain::{Disappearance, EndReason},
+    events::{Event, EventBus},
+    time::now_ms,
+};
+use backend::{
+    redis::KeyspaceNotice, MemoryBackend, RedisBackend, SessionBackend, StoreError, StoredSession,
+};
 
 /// The public id of the session whose cookie key is `key`.
 pub fn public_id(key: &str) -> String {
@@ -49,9 +45,9 @@ pub fn public_id(key: &str) -> String {
 /// See [`Sessions::touch_interval`].
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
 
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+/// An instance whose socket census is older than this is no longer counted
+/// (it has died); live instances rewrite theirs well within it.
+pub const CENSUS_STALE_AFTER: Duration = Duration::from_secs(10);
 
 /// The store in use, chosen once at start from `REDIS_URL`.
 #[derive(Clone)]
@@ -60,15 +56,17 @@ pub enum AnyBackend {
     Redis(RedisBackend),
 }
 
-/// Forwards each operation to whichever backend is configured.
-macro_rules! dispatch {
-    ($self:expr, $b:ident => $call:expr) => {
-        match &$self.backend {
-            AnyBackend::Memory($b) => $call.await,
-            AnyBackend::Redis($b) => $call.await,
+/// Runs one [`SessionBackend`] operation on whichever backend is configured:
+/// `on_backend!(any_backend, b => b.load(sid, now))`.
+macro_rules! on_backend {
+    ($backend:expr, $b:ident => $call:expr) => {
+        match $backend {
+            $crate::sessions::AnyBackend::Memory($b) => $call.await,
+            $crate::sessions::AnyBackend::Redis($b) => $call.await,
         }
     };
 }
+pub(crate) use on_backend;
 
 /// The session service: what handlers, sockets and the CLI do with sessions.
 #[derive(Clone)]
@@ -102,6 +100,10 @@ impl Sessions {
         }
     }
 
+    pub(crate) fn backend(&self) -> &AnyBackend {
+        &self.backend
+    }
+
     pub fn idle_ms(&self) -> i64 {
         self.idle.as_millis() as i64
     }
@@ -116,37 +118,29 @@ impl Sessions {
 
     pub async fn load(&self, sid: &str) -> Result<Option<StoredSession>, StoreError> {
         let now = now_ms();
-        dispatch!(self, b => b.load(sid, now))
+        on_backend!(&self.backend, b => b.load(sid, now))
     }
 
     /// Records activity: extends the idle deadline. `None` if the session is gone.
     pub async fn touch(&self, sid: &str) -> Result<Option<i64>, StoreError> {
         let (idle, now) = (self.idle_ms(), now_ms());
-        dispatch!(self, b => b.touch(sid, idle, now))
+        on_backend!(&self.backend, b => b.touch(sid, idle, now))
     }
 
-    /// Ends a session: deletes it, then tells every socket of it, everywhere.
+    /// Ends a session: deletes it, then tells every socket of it, everywhere
+    /// (also when it was already gone: its sockets may not know yet).
     pub async fn revoke(&self, sid: &str, reason: EndReason) -> Result<bool, StoreError> {
-        let existed = dispatch!(self, b => b.delete(sid, reason.as_str()))?;
-        self.bus
-            .publish(Event::SessionEnded {
-                sid: sid.to_owned(),
-                reason,
-            })
-            .await;
+        let existed = on_backend!(&self.backend, b => b.delete(sid, reason.as_str()))?;
+        self.announce_ended(sid, reason).await;
         Ok(existed)
     }
 
     /// Ends every session of a user (disabled, password changed, admin).
     pub async fn revoke_user(&self, user_id: Uuid, reason: EndReason) -> Result<usize, StoreError> {
-        let sids = dispatch!(self, b => b.delete_user_sessions(user_id, reason.as_str()))?;
+        let sids =
+            on_backend!(&self.backend, b => b.delete_user_sessions(user_id, reason.as_str()))?;
         for sid in &sids {
-            self.bus
-                .publish(Event::SessionEnded {
-                    sid: sid.clone(),
-                    reason,
-                })
-                .await;
+            self.announce_ended(sid, reason).await;
         }
         Ok(sids.len())
     }
@@ -168,94 +162,41 @@ impl Sessions {
         Ok(ended)
     }
 
+    async fn announce_ended(&self, sid: &str, reason: EndReason) {
+        let sid = sid.to_owned();
+        self.bus.publish(Event::SessionEnded { sid, reason }).await;
+    }
+
     pub async fn list_user_sessions(
         &self,
         user_id: Uuid,
     ) -> Result<Vec<(String, StoredSession)>, StoreError> {
         let now = now_ms();
-        dispatch!(self, b => b.list_user_sessions(user_id, now))
+        on_backend!(&self.backend, b => b.list_user_sessions(user_id, now))
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        dispatch!(self, b => b.ping())
-    }
-
-    fn backend(&self) -> &AnyBackend {
-        &self.backend
-    }
-}
-
-/// A session as listed to its user, an admin or an operator.
-#[derive(Debug, Clone, Serialize)]
-pub struct SessionSummary {
-    pub id: String,
-    pub user_id: Option<Uuid>,
-    pub created_at: String,
-    pub last_seen_at: String,
-    /// When it ends if nothing touches it: min(idle deadline, absolute deadline).
-    pub expires_at: String,
-    pub absolute_expires_at: String,
-    pub client_ip: Option<String>,
-    pub user_agent: Option<String>,
-    /// Open sockets right now, on every instance.
-    pub sockets: usize,
-}
-
-impl Sessions {
-    /// Adds socket counts from the census to stored sessions.
-    async fn summarize(
-        &self,
-        stored: Vec<(String, StoredSession)>,
-    ) -> Result<Vec<SessionSummary>, StoreError> {
-        use crate::auth::routes::rfc3339;
-        let sids: Vec<String> = stored.iter().map(|(sid, _)| sid.clone()).collect();
-        let (now, stale) = (now_ms(), crate::ws::census::STALE_AFTER.as_millis() as i64);
-        let counts = dispatch!(self, b => b.socket_counts(&sids, now, stale))?;
-        Ok(stored
-            .into_iter()
-            .map(|(sid, s)| SessionSummary {
-                sockets: counts.get(&sid).copied().unwrap_or(0),
-                id: sid,
-                user_id: s.user_id,
-                created_at: rfc3339(s.created_at_ms),
-                last_seen_at: rfc3339(s.last_seen_ms),
-                expires_at: rfc3339(s.expires_at_ms),
-                absolute_expires_at: rfc3339(s.absolute_deadline_ms),
-                client_ip: s.client_ip,
-                user_agent: s.user_agent,
-            })
-            .collect())
-    }
-
-    /// A user's live sessions, newest first.
-    pub async fn list_user(&self, user_id: Uuid) -> Result<Vec<SessionSummary>, StoreError> {
-        let mut stored = self.list_user_sessions(user_id).await?;
-        stored.sort_by_key(|(_, s)| std::cmp::Reverse(s.created_at_ms));
-        self.summarize(stored).await
-    }
-
-    /// One page of live sessions (all, or one user's), newest first, and the total.
-    pub async fn list_page(
-        &self,
-        user_id: Option<Uuid>,
-        offset: usize,
-        limit: usize,
-    ) -> Result<(usize, Vec<SessionSummary>), StoreError> {
-        let now = now_ms();
-        let page = dispatch!(self, b => b.list_sessions(user_id, offset, limit, now))?;
-        Ok((page.total, self.summarize(page.sessions).await?))
+        on_backend!(&self.backend, b => b.ping())
     }
 
     /// Which of `sids` still exist (for the sweep).
     pub async fn existing(&self, sids: &[String]) -> Result<Vec<bool>, StoreError> {
         let now = now_ms();
-        dispatch!(self, b => b.existing(sids, now))
+        on_backend!(&self.backend, b => b.existing(sids, now))
     }
 
-    /// Why a recently deleted session ended, if this server (or the CLI) ended it.
-    pub async fn ended_reason(&self, sid: &str) -> Result<Option<EndReason>, StoreError> {
-        let raw = dispatch!(self, b => b.ended_reason(sid))?;
-        Ok(raw.as_deref().and_then(EndReason::parse))
+    /// Why a session that is gone ended: its tombstone if this server or the
+    /// CLI ended it, else what `seen` implies ([`EndReason::decide`]). A
+    /// store that does not answer leaves only `seen` to go by.
+    pub async fn why_ended(&self, sid: &str, seen: Disappearance) -> EndReason {
+        let tombstone = match on_backend!(&self.backend, b => b.ended_reason(sid)) {
+            Ok(raw) => raw.as_deref().and_then(EndReason::parse),
+            Err(e) => {
+                log::warn!("event=tombstone_unreadable sid={sid} error={e}");
+                None
+            }
+        };
+        EndReason::decide(tombstone, seen)
     }
 
     /// Publishes this instance's open sockets per session.
@@ -264,9 +205,9 @@ impl Sessions {
         instance: &str,
         counts: &std::collections::HashMap<String, usize>,
     ) -> Result<(), StoreError> {
-        let ttl = (crate::ws::census::STALE_AFTER.as_millis() as i64) * 2;
+        let ttl = (CENSUS_STALE_AFTER.as_millis() as i64) * 2;
         let now = now_ms();
-        dispatch!(self, b => b.record_sockets(instance, counts, ttl, now))
+        on_backend!(&self.backend, b => b.record_sockets(instance, counts, ttl, now))
     }
 
     /// The Redis connection and key prefix, when sessions live in Redis.
@@ -280,14 +221,43 @@ impl Sessions {
         }
     }
 
-    /// Redis only: turns keyspace notifications on so raw deletes reach sockets.
-    pub async fn enable_keyspace_events(&self) -> bool {
-        match &self.backend {
-            AnyBackend::Redis(b) => b.enable_keyspace_events().await.unwrap_or_else(|e| {
-                log::warn!("event=keyspace_events_unavailable error={e}");
-                false
-            }),
-            AnyBackend::Memory(_) => false,
+    /// Redis only: announces sessions that vanish inside Redis (raw `DEL`,
+    /// expiry) as [`Event::SessionEnded`] on this instance, and a lost
+    /// subscription as [`Event::Resync`] (so the sweep re-checks at once).
+    /// The in-process store announces its own expiries as sockets find them.
+    /// Returns once the listener has subscribed (or [`LISTENER_START_WAIT`]
+    /// passed: it keeps trying in the background).
+    pub async fn start_keyspace_listener(&self) {
+        let AnyBackend::Redis(redis) = &self.backend else {
+            return;
+        };
+        let (notices, mut received) = mpsc::channel(KEYSPACE_QUEUE);
+        let subscribed = redis.spawn_keyspace_listener(notices);
+        let sessions = self.clone();
+        tokio::spawn(async move {
+            while let Some(notice) = received.recv().await {
+                let event = match notice {
+                    KeyspaceNotice::SessionGone { sid, seen } => {
+                        let reason = sessions.why_ended(&sid, seen).await;
+                        Event::SessionEnded { sid, reason }
+                    }
+                    KeyspaceNotice::Resubscribed => Event::Resync,
+                };
+                sessions.bus.deliver_here(&event);
+            }
+        });
+        if tokio::time::timeout(LISTENER_START_WAIT, subscribed)
+            .await
+            .is_err()
+        {
+            log::warn!("event=keyspace_listener_not_ready note=\"still trying; the sweep covers meanwhile\"");
         }
     }
 }
+
+/// How long start-up waits for a Redis subscription before going on without it.
+pub const LISTENER_START_WAIT: Duration = Duration::from_secs(5);
+
+/// Keyspace notices waiting for their tombstone to be read; when full the
+/// listener waits (Redis buffers for it) rather than drop a revocation.
+const KEYSPACE_QUEUE: usize = 1024;

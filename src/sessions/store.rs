@@ -9,12 +9,12 @@
 use actix_session::storage::{LoadError, SaveError, SessionKey, UpdateError};
 use actix_web::cookie::time::Duration as CookieDuration;
 use rand::distr::{Alphanumeric, SampleString};
-use uuid::Uuid;
 
 use super::{
-    backend::{NewSession, SessionBackend, SessionState, StoreError},
-    now_ms, public_id, state_keys, AnyBackend, EndReason, Event, Sessions,
+    backend::{NewSession, SessionBackend as _, SessionState, StoreError},
+    on_backend, public_id, ClientMeta, CurrentSession, Sessions,
 };
+use crate::{domain::EndReason, time::now_ms};
 
 /// The adapter handed to `SessionMiddleware`.
 #[derive(Clone)]
@@ -28,52 +28,23 @@ impl SessionStore {
     }
 }
 
-/// Marker in the error chain: the session store did not answer. The app's
-/// outermost middleware turns the session middleware's opaque 500 into a 503.
-#[derive(Debug, thiserror::Error)]
-#[error("session store unavailable")]
-pub struct SessionStoreUnavailable;
-
+/// actix-session turns any store error into a 500 before a handler runs;
+/// the app's outermost middleware maps every such 5xx to a 503 (fail
+/// closed). The cause is logged here, where it is still known.
 fn store_error(e: StoreError) -> anyhow::Error {
-    match e {
-        StoreError::Unavailable(source) => {
-            log::error!("event=session_store_unavailable error={source:#}");
-            anyhow::Error::new(SessionStoreUnavailable)
-        }
-        StoreError::Corrupt(what) => anyhow::anyhow!("corrupt session record: {what}"),
-    }
+    log::error!("event=session_store_failed error={e:#}");
+    anyhow::Error::new(e)
 }
 
 fn ttl_ms(ttl: &CookieDuration) -> i64 {
     ttl.whole_milliseconds().clamp(1, i64::MAX as i128) as i64
 }
 
-/// Drops the keys the adapter injects on load, so they are never stored.
-fn without_injected(mut state: SessionState) -> SessionState {
-    state.retain(|k, _| !k.starts_with(state_keys::PREFIX));
-    state
-}
-
-fn user_id_of(state: &SessionState) -> Option<Uuid> {
-    let raw = state.get(state_keys::IDENTITY_USER_ID)?;
-    let id: String = serde_json::from_str(raw).ok()?;
-    Uuid::parse_str(&id).ok()
-}
-
-macro_rules! on_backend {
-    ($self:expr, $b:ident => $call:expr) => {
-        match $self.sessions.backend() {
-            AnyBackend::Memory($b) => $call.await,
-            AnyBackend::Redis($b) => $call.await,
-        }
-    };
-}
-
 impl actix_session::storage::SessionStore for SessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
         let sid = public_id(session_key.as_ref());
         let now = now_ms();
-        let Some(mut stored) = on_backend!(self, b => b.load(&sid, now))
+        let Some(mut stored) = on_backend!(self.sessions.backend(), b => b.load(&sid, now))
             .map_err(|e| LoadError::Other(store_error(e)))?
         else {
             return Ok(None);
@@ -84,32 +55,14 @@ impl actix_session::storage::SessionStore for SessionStore {
         let touch_every = self.sessions.touch_interval().as_millis() as i64;
         if now - stored.last_seen_ms >= touch_every {
             let idle = self.sessions.idle_ms();
-            match on_backend!(self, b => b.touch(&sid, idle, now))
+            match on_backend!(self.sessions.backend(), b => b.touch(&sid, idle, now))
                 .map_err(|e| LoadError::Other(store_error(e)))?
             {
                 Some(expires_at) => stored.expires_at_ms = expires_at,
                 None => return Ok(None),
             }
         }
-        let mut state = stored.state;
-        // Values are JSON, as actix-session expects: a quoted string, bare numbers.
-        state.insert(
-            state_keys::SID.into(),
-            serde_json::Value::from(sid).to_string(),
-        );
-        state.insert(
-            state_keys::CREATED_AT.into(),
-            stored.created_at_ms.to_string(),
-        );
-        state.insert(
-            state_keys::EXPIRES_AT.into(),
-            stored.expires_at_ms.to_string(),
-        );
-        state.insert(
-            state_keys::ABSOLUTE_EXPIRES_AT.into(),
-            stored.absolute_deadline_ms.to_string(),
-        );
-        Ok(Some(state))
+        Ok(Some(CurrentSession::loaded_state(sid, stored)))
     }
 
     async fn save(
@@ -120,22 +73,18 @@ impl actix_session::storage::SessionStore for SessionStore {
         let key = Alphanumeric.sample_string(&mut rand::rng(), 64);
         let sid = public_id(&key);
         let now = now_ms();
-        let mut state = without_injected(session_state);
-        let mut lift = |key: &str| {
-            let raw = state.remove(key)?;
-            serde_json::from_str::<Option<String>>(&raw).ok().flatten()
-        };
-        let (client_ip, user_agent) = (lift(state_keys::CLIENT_IP), lift(state_keys::USER_AGENT));
+        let mut state = CurrentSession::storable(session_state);
+        let client = ClientMeta::lift(&mut state);
         let new = NewSession {
-            user_id: user_id_of(&state),
-            client_ip,
-            user_agent,
+            user_id: CurrentSession::user_of(&state),
+            client_ip: client.ip,
+            user_agent: client.user_agent,
             state,
             created_at_ms: now,
             absolute_deadline_ms: now + self.sessions.absolute.as_millis() as i64,
         };
         let ttl = ttl_ms(ttl);
-        on_backend!(self, b => b.create(&sid, new, ttl, now))
+        on_backend!(self.sessions.backend(), b => b.create(&sid, new, ttl, now))
             .map_err(|e| SaveError::Other(store_error(e)))?;
         SessionKey::try_from(key).map_err(|e| SaveError::Other(e.into()))
     }
@@ -148,10 +97,10 @@ impl actix_session::storage::SessionStore for SessionStore {
     ) -> Result<SessionKey, UpdateError> {
         let sid = public_id(session_key.as_ref());
         let (ttl, now) = (ttl_ms(ttl), now_ms());
-        let state = without_injected(session_state);
+        let state = CurrentSession::storable(session_state);
         // `false` means the session was deleted meanwhile: it stays deleted, and
         // the dead key in the cookie simply loads as "no session" next time.
-        on_backend!(self, b => b.update_state(&sid, state, ttl, now))
+        on_backend!(self.sessions.backend(), b => b.update_state(&sid, state, ttl, now))
             .map_err(|e| UpdateError::Other(store_error(e)))?;
         Ok(session_key)
     }
@@ -163,7 +112,7 @@ impl actix_session::storage::SessionStore for SessionStore {
     ) -> Result<(), anyhow::Error> {
         let sid = public_id(session_key.as_ref());
         let (ttl, now) = (ttl_ms(ttl), now_ms());
-        on_backend!(self, b => b.touch(&sid, ttl, now)).map_err(store_error)?;
+        on_backend!(self.sessions.backend(), b => b.touch(&sid, ttl, now)).map_err(store_error)?;
         Ok(())
     }
 
@@ -171,13 +120,11 @@ impl actix_session::storage::SessionStore for SessionStore {
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
         let sid = public_id(session_key.as_ref());
         let reason = EndReason::Logout;
-        let existed =
-            on_backend!(self, b => b.delete(&sid, reason.as_str())).map_err(store_error)?;
+        let existed = on_backend!(self.sessions.backend(), b => b.delete(&sid, reason.as_str()))
+            .map_err(store_error)?;
         if existed {
-            self.sessions
-                .bus
-                .publish(Event::SessionEnded { sid, reason })
-                .await;
+            let event = crate::events::Event::SessionEnded { sid, reason };
+            self.sessions.bus.publish(event).await;
         }
         Ok(())
     }

@@ -13,14 +13,15 @@ use super::{
     deadlines::{Deadlines, Due},
     dispatch::{Ctx, SessionOutcome},
     hub::{Registration, Socket},
-    protocol::{ClientFrame, ErrorCode, Reply, ServerEvent, SessionJson, UserJson},
+    protocol::{ClientFrame, ErrorCode, ExpiringKind, Reply, ServerEvent},
     CLOSE_SESSION_REVOKED,
 };
 use crate::{
-    auth::{routes::SessionView, CurrentSession, UserAccess},
-    domain::Permission,
-    sessions::{now_ms, EndReason},
-    startup::AppState,
+    auth::{CurrentSession, UserAccess},
+    domain::{Disappearance, EndReason, Permission},
+    sessions::SessionJson,
+    state::AppState,
+    time::now_ms,
 };
 
 /// Why the loop stopped, and so how to close.
@@ -62,7 +63,7 @@ fn instant_at(ms: i64) -> Instant {
 
 impl Connection {
     /// The socket's task. Its future is most of what an idle socket costs
-    /// beyond actix's own buffers (issue 5 measures memory per idle socket),
+    /// beyond actix's own buffers (a benchmark target: BENCHMARKS.md),
     /// and a future is as big as its biggest state, so the loop's own state
     /// stays inline and whatever a frame, signal or deadline sets off runs in
     /// a boxed future that exists only while it runs.
@@ -111,19 +112,10 @@ impl Connection {
 
     async fn send_hello(&mut self) -> Result<(), Exit> {
         let hello = ServerEvent::Hello {
-            user: UserJson::from(self.user.as_ref()),
-            session: self.session_json(),
+            user: self.user.to_json(),
+            session: SessionJson::from(&self.session),
         };
         self.send_text(hello.to_text()).await
-    }
-
-    fn session_json(&self) -> SessionJson {
-        let v = SessionView::of(&self.session);
-        SessionJson {
-            id: v.id,
-            created_at: v.created_at,
-            expires_at: v.expires_at,
-        }
     }
 
     async fn event_loop(&mut self) -> Result<(), Exit> {
@@ -184,7 +176,7 @@ impl Connection {
                                 SessionOutcome::Unchanged => {}
                                 SessionOutcome::ExtendedTo(ms) => deadlines.extended_to(instant_at(ms)),
                                 SessionOutcome::Ended => {
-                                    return Err(Box::pin(self.ended(EndReason::Expired)).await);
+                                    return Err(Box::pin(self.session_gone()).await);
                                 }
                             }
                         }
@@ -269,14 +261,14 @@ impl Connection {
             }
             Err(exit) => return Err(exit),
         }
-        let registry = self.state.ws_handlers.clone();
+        let handlers = self.state.ws_handlers.clone();
         let ctx = Ctx {
             state: &self.state,
             user: &self.user,
             session: &self.session,
             session_outcome: Default::default(),
         };
-        let reply = registry.dispatch(&ctx, frame).await;
+        let reply = handlers.dispatch(&ctx, frame).await;
         let outcome = ctx.session_outcome.get();
         self.send_reply(&reply).await?;
         Ok(outcome)
@@ -329,19 +321,15 @@ impl Connection {
             Due::Absolute => return Err(self.ended(EndReason::Expired).await),
             Due::AbsoluteNotice => {
                 deadlines.absolute_warned();
-                return self.send_expiring(deadlines.absolute(), "absolute").await;
+                return self
+                    .send_expiring(deadlines.absolute(), ExpiringKind::Absolute)
+                    .await;
             }
             Due::Idle | Due::IdleNotice => {}
         }
         let stored = match self.state.sessions.load(&self.session.sid).await {
             Ok(Some(stored)) => stored,
-            Ok(None) => {
-                // Usually it timed out; if it was ended and that news was lost,
-                // the tombstone still says why.
-                let reason = self.state.sessions.ended_reason(&self.session.sid).await;
-                let reason = reason.ok().flatten().unwrap_or(EndReason::Expired);
-                return Err(self.ended(reason).await);
-            }
+            Ok(None) => return Err(self.session_gone().await),
             Err(e) => {
                 // Fail closed: a session that cannot be verified keeps no socket.
                 log::error!("event=ws_session_check_failed error={e}");
@@ -351,17 +339,19 @@ impl Connection {
         // Never spin: a deadline the store still reports as now is retried shortly.
         let at = instant_at(stored.expires_at_ms).max(now + Duration::from_millis(50));
         if due == Due::IdleNotice && deadlines.confirm_for_notice(at, now) {
-            return self.send_expiring(deadlines.idle(), "idle").await;
+            return self
+                .send_expiring(deadlines.idle(), ExpiringKind::Idle)
+                .await;
         }
         deadlines.extended_to(at);
         Ok(())
     }
 
-    async fn send_expiring(&mut self, at: Instant, kind: &str) -> Result<(), Exit> {
+    async fn send_expiring(&mut self, at: Instant, kind: ExpiringKind) -> Result<(), Exit> {
         let left = at.saturating_duration_since(Instant::now());
         let event = ServerEvent::SessionExpiring {
             in_secs: left.as_secs_f64().ceil() as u64,
-            kind: kind.to_owned(),
+            kind,
         };
         self.send_text(event.to_text()).await
     }
@@ -376,10 +366,19 @@ impl Connection {
         });
     }
 
+    /// The session was found gone (at its deadline, or by `session.refresh`).
+    async fn session_gone(&mut self) -> Exit {
+        // Usually it timed out; if it was ended and that news was lost, the
+        // tombstone still says why.
+        let sessions = &self.state.sessions;
+        let reason = sessions
+            .why_ended(&self.session.sid, Disappearance::Expired)
+            .await;
+        self.ended(reason).await
+    }
+
     async fn ended(&mut self, reason: EndReason) -> Exit {
-        let event = ServerEvent::SessionRevoked {
-            reason: reason.as_str().to_owned(),
-        };
+        let event = ServerEvent::SessionRevoked { reason };
         let _ = self.send_text(event.to_text()).await;
         close(CloseCode::Other(CLOSE_SESSION_REVOKED), "session revoked")
     }

@@ -12,7 +12,7 @@ use super::protocol::{ClientFrame, ErrorCode, Reply};
 use crate::{
     auth::{CurrentSession, UserAccess},
     domain::Permission,
-    startup::AppState,
+    state::AppState,
 };
 
 /// What a handler gets to work with.
@@ -94,11 +94,11 @@ fn call<'a, H: MessageHandler>(
 
 /// Message type → handler.
 #[derive(Default)]
-pub struct Registry {
+pub struct MessageHandlers {
     entries: HashMap<&'static str, Entry>,
 }
 
-impl Registry {
+impl MessageHandlers {
     pub fn register<H: MessageHandler>(mut self) -> Self {
         let previous = self.entries.insert(
             H::TYPE,
@@ -113,10 +113,6 @@ impl Registry {
             H::TYPE
         );
         self
-    }
-
-    pub fn types(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.entries.keys().copied()
     }
 
     /// Handles one frame and produces its reply.

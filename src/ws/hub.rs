@@ -8,7 +8,7 @@
 //! The outbox is a `VecDeque` behind the signal's wake-up rather than a
 //! channel: most sockets never receive chat, and a tokio channel allocates
 //! about 1 KiB per socket up front, while an empty `VecDeque` allocates
-//! nothing (issue 5 measures server memory per idle socket).
+//! nothing (memory per idle socket is a benchmark target: BENCHMARKS.md).
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -21,7 +21,7 @@ use std::{
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::sessions::EndReason;
+use crate::domain::EndReason;
 
 /// What the hub tells one socket's task.
 #[derive(Default)]
@@ -103,7 +103,7 @@ pub struct Socket {
 }
 
 #[derive(Default)]
-struct Registry {
+struct Sockets {
     sockets: HashMap<u64, Arc<Socket>>,
     by_sid: HashMap<String, Vec<u64>>,
     by_user: HashMap<Uuid, Vec<u64>>,
@@ -111,7 +111,7 @@ struct Registry {
 
 #[derive(Default)]
 pub struct Hub {
-    registry: Mutex<Registry>,
+    sockets: Mutex<Sockets>,
     next_id: AtomicU64,
     /// Woken whenever a socket opens or closes, so the census is published soon.
     pub census_changed: Notify,
@@ -134,8 +134,8 @@ impl Hub {
         Arc::new(Self::default())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sockets> {
+        self.sockets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Adds a socket; it stays registered until the registration is dropped.
@@ -180,7 +180,7 @@ impl Hub {
         self.census_changed.notify_one();
     }
 
-    fn each(&self, ids: impl Fn(&Registry) -> Vec<u64>, f: impl Fn(&Socket)) {
+    fn each(&self, ids: impl Fn(&Sockets) -> Vec<u64>, f: impl Fn(&Socket)) {
         let reg = self.lock();
         for id in ids(&reg) {
             if let Some(socket) = reg.sockets.get(&id) {

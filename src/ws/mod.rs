@@ -3,17 +3,17 @@
 //! `route` checks Origin and session and upgrades; `connection` runs one task
 //! per socket; `dispatch` parses frames, checks permissions and replies once
 //! for every message type; `handlers/` holds one file per type; `hub` knows
-//! which sockets are open, so events can reach them.
+//! which sockets are open; `live/` carries events (revocation, permission
+//! changes, chat) to them.
 
-pub mod census;
 pub mod connection;
 pub mod deadlines;
 pub mod dispatch;
 pub mod handlers;
 pub mod hub;
+pub mod live;
 pub mod protocol;
 pub mod route;
-pub mod sweep;
 
 pub use hub::Hub;
 

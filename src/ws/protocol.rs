@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use uuid::Uuid;
+
+use crate::domain::EndReason;
 
 /// The `id` a client puts on a frame and gets back as `re`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,8 +47,8 @@ impl ClientFrame {
 
     /// The common case, straight into [`Envelope`]: building a map of the
     /// whole frame first cost a third of the server's work per message
-    /// (callgrind, issue 5). `None` for anything unusual, which
-    /// [`Self::parse_checked`] then reads (or explains) exactly as before.
+    /// (callgrind). `None` for anything unusual, which
+    /// [`Self::parse_checked`] then reads, or explains in its error reply.
     fn parse_well_formed(text: &str) -> Option<ClientFrame> {
         // serde would also accept a struct written as a JSON array.
         if !text.trim_start().starts_with('{') {
@@ -153,31 +154,16 @@ impl Reply {
     }
 }
 
-/// The `user` object, as sent on the socket.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UserJson {
-    pub id: Uuid,
-    pub username: String,
-    pub roles: Vec<String>,
-    pub permissions: Vec<String>,
-}
+pub use crate::{auth::UserJson, sessions::SessionJson};
 
-impl From<&crate::auth::UserAccess> for UserJson {
-    fn from(a: &crate::auth::UserAccess) -> Self {
-        Self {
-            id: a.id,
-            username: a.username.clone(),
-            roles: a.roles.clone(),
-            permissions: a.permissions.names().into_iter().map(Into::into).collect(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SessionJson {
-    pub id: String,
-    pub created_at: String,
-    pub expires_at: String,
+/// Which deadline `session.expiring` warns of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpiringKind {
+    /// The session lapses unless there is activity (`session.refresh`).
+    Idle,
+    /// The session's fixed lifetime ends; nothing extends it.
+    Absolute,
 }
 
 /// Events the server pushes: `{"event":"…","data":{…}}`.
@@ -190,10 +176,10 @@ pub enum ServerEvent {
         session: SessionJson,
     },
     #[serde(rename = "session.revoked")]
-    SessionRevoked { reason: String },
-    /// Sent once before a deadline: `kind` is `idle` or `absolute`.
+    SessionRevoked { reason: EndReason },
+    /// Sent once before a deadline.
     #[serde(rename = "session.expiring")]
-    SessionExpiring { in_secs: u64, kind: String },
+    SessionExpiring { in_secs: u64, kind: ExpiringKind },
     #[serde(rename = "permissions.changed")]
     PermissionsChanged { permissions: Vec<String> },
     #[serde(rename = "chat.message")]
@@ -284,11 +270,19 @@ mod tests {
             serde_json::json!({"re":null,"ok":false,"error":{"code":"bad_request","message":"x"}})
         );
         let e = ServerEvent::SessionRevoked {
-            reason: "logout".into(),
+            reason: EndReason::Logout,
         };
         assert_eq!(
             serde_json::to_value(&e).unwrap(),
             serde_json::json!({"event":"session.revoked","data":{"reason":"logout"}})
+        );
+        let e = ServerEvent::SessionExpiring {
+            in_secs: 60,
+            kind: ExpiringKind::Absolute,
+        };
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({"event":"session.expiring","data":{"in_secs":60,"kind":"absolute"}})
         );
     }
 }

@@ -4,7 +4,7 @@
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 
 use super::connection::Connection;
-use crate::{auth::CurrentUser, error::ApiError, startup::AppState};
+use crate::{auth::CurrentUser, error::ApiError, state::AppState};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(upgrade));

@@ -4,6 +4,7 @@
 
 use reqwest::{header::COOKIE, Method, Response};
 use serde_json::{json, Value};
+use tether::domain::EndReason;
 use tether::ws::protocol::{ErrorCode, ServerEvent};
 
 use crate::helpers::{Browser, Socket, TestApp, ADMIN_PASSWORD};
@@ -71,12 +72,12 @@ async fn user_id(app: &TestApp, browser: &Browser) -> String {
         .to_owned()
 }
 
-async fn expect_revoked(socket: &mut Socket, reason: &str) {
+async fn expect_revoked(socket: &mut Socket, reason: EndReason) {
     let (code, events) = socket.closed().await;
     assert_eq!(code, Some(4001));
     assert!(
-        matches!(events.last(), Some(ServerEvent::SessionRevoked { reason: r }) if r == reason),
-        "expected session.revoked {reason}: {events:?}"
+        matches!(events.last(), Some(ServerEvent::SessionRevoked { reason: r }) if *r == reason),
+        "expected session.revoked {reason:?}: {events:?}"
     );
 }
 
@@ -340,7 +341,7 @@ async fn disabling_closes_the_users_sockets_and_refuses_their_cookie_and_sign_in
     let body = disable(&app, &admin, &id, true).await;
     assert_eq!(body["user"]["disabled"], true);
     for socket in [&mut laptop, &mut phone] {
-        expect_revoked(socket, "disabled").await;
+        expect_revoked(socket, EndReason::Disabled).await;
     }
     for browser in [&mia, &mia_phone] {
         let res = browser.get(&app.url("/api/auth/me")).await;
@@ -425,7 +426,7 @@ async fn admin_password_change_ends_every_session_of_that_user(app: TestApp) {
 
     set_password_as_admin(&app, &admin, &id, "olga-new-password").await;
     for socket in [&mut laptop, &mut phone] {
-        expect_revoked(socket, "password_changed").await;
+        expect_revoked(socket, EndReason::PasswordChanged).await;
     }
     assert_eq!(olga.get(&app.url("/api/auth/me")).await.status(), 401);
     assert_eq!(
@@ -444,7 +445,7 @@ async fn admin_changing_their_own_password_keeps_their_current_session(app: Test
     let id = user_id(&app, &admin).await;
 
     set_password_as_admin(&app, &admin, &id, "admin-new-password").await;
-    expect_revoked(&mut other_socket, "password_changed").await;
+    expect_revoked(&mut other_socket, EndReason::PasswordChanged).await;
     assert!(own_socket.request("ping", json!({})).await.ok);
     assert_eq!(admin.me(&app).await["user"]["username"], "admin");
     assert_eq!(login_status(&app, "admin", ADMIN_PASSWORD).await.0, 401);
@@ -474,7 +475,7 @@ async fn self_service_password_change_ends_the_other_sessions_and_keeps_this_one
 
     let res = change_own_password(&app, &here, "pia-password", "pia-new-password").await;
     assert_eq!(res.status(), 204);
-    expect_revoked(&mut elsewhere_socket, "password_changed").await;
+    expect_revoked(&mut elsewhere_socket, EndReason::PasswordChanged).await;
     assert_eq!(elsewhere.get(&app.url("/api/auth/me")).await.status(), 401);
     assert_eq!(here.me(&app).await["user"]["username"], "pia");
     assert!(here_socket.request("ping", json!({})).await.ok);

@@ -4,6 +4,7 @@
 use std::process::Stdio;
 
 use serde_json::json;
+use tether::domain::EndReason;
 use tether::ws::protocol::{ErrorCode, ServerEvent};
 
 use crate::helpers::{tether_cli, CliOutput, TestApp};
@@ -88,7 +89,7 @@ async fn disable_from_the_cli_closes_the_users_sockets(app: TestApp) {
     assert!(
         events
             .iter()
-            .any(|e| matches!(e, ServerEvent::SessionRevoked { reason } if reason == "disabled")),
+            .any(|e| matches!(e, ServerEvent::SessionRevoked { reason } if *reason == EndReason::Disabled)),
         "{events:?}"
     );
     assert_eq!(user.get(&app.url("/api/auth/me")).await.status(), 401);

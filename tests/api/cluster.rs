@@ -1,6 +1,7 @@
 //! Two instances sharing one Redis and one user store, as in production.
 
 use serde_json::json;
+use tether::domain::EndReason;
 use tether::ws::protocol::{ServerEvent, ServerFrame};
 
 use crate::helpers::TestApp;
@@ -32,7 +33,7 @@ async fn logout_on_one_instance_closes_sockets_on_the_other(a: TestApp) {
     assert_eq!(
         events,
         vec![ServerEvent::SessionRevoked {
-            reason: "logout".into()
+            reason: EndReason::Logout
         }]
     );
     assert!(other_on_b.request("ping", json!({})).await.ok);

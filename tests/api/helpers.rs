@@ -13,7 +13,8 @@ use tether::{
     auth::users,
     config::Config,
     domain::{Password, RoleName, Username},
-    startup::{AppState, Application},
+    startup::Application,
+    state::AppState,
     ws::protocol::{Reply, ServerEvent, ServerFrame},
 };
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest as _, Message};

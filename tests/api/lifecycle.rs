@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde_json::Value;
 use tether::ws::protocol::{ServerEvent, ServerFrame};
+use tether::{domain::EndReason, ws::protocol::ExpiringKind};
 
 use crate::helpers::{spawn_app_with, Stack, TestApp, PATIENCE};
 
@@ -72,7 +73,7 @@ async fn an_idle_session_expires_and_its_socket_closes() {
         // Warned first (half the 1 s idle timeout ahead), then revoked.
         assert!(
             events.iter().any(|e| matches!(e,
-                ServerEvent::SessionExpiring { kind, in_secs } if kind == "idle" && *in_secs <= 1)),
+                ServerEvent::SessionExpiring { kind, in_secs } if *kind == ExpiringKind::Idle && *in_secs <= 1)),
             "{name}: {events:?}"
         );
         assert_eq!(events.last(), Some(&expired()), "{name}");
@@ -330,7 +331,7 @@ async fn an_active_socket_outlives_the_idle_timeout_but_closes_at_the_absolute_d
         assert!(
             !events
                 .iter()
-                .any(|e| matches!(e, ServerEvent::SessionExpiring { kind, .. } if kind == "idle")),
+                .any(|e| matches!(e, ServerEvent::SessionExpiring { kind, .. } if *kind == ExpiringKind::Idle)),
             "{name}: an active socket is never warned about idleness: {events:?}"
         );
     }
@@ -338,7 +339,7 @@ async fn an_active_socket_outlives_the_idle_timeout_but_closes_at_the_absolute_d
 
 fn expired() -> ServerEvent {
     ServerEvent::SessionRevoked {
-        reason: "expired".into(),
+        reason: EndReason::Expired,
     }
 }
 
@@ -354,7 +355,7 @@ async fn the_absolute_deadline_is_announced_and_refresh_extends_only_the_idle_on
         // 3 s < the 60 s notice: the warning comes at once.
         match socket.next_frame().await {
             ServerFrame::Event(ServerEvent::SessionExpiring { kind, in_secs }) => {
-                assert_eq!(kind, "absolute", "{name}");
+                assert_eq!(kind, ExpiringKind::Absolute, "{name}");
                 assert!((1..=3).contains(&in_secs), "{name}: {in_secs}");
             }
             other => panic!("{name}: expected session.expiring, got {other:?}"),

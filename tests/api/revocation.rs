@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use tether::domain::EndReason;
 use tether::ws::protocol::ServerEvent;
 
 use crate::{
@@ -18,10 +19,8 @@ crate::on_redis_stacks!(
     the_cli_lists_sessions_and_revokes_them_on_running_servers,
 );
 
-fn revoked(reason: &str) -> Option<ServerEvent> {
-    Some(ServerEvent::SessionRevoked {
-        reason: reason.into(),
-    })
+fn revoked(reason: EndReason) -> Option<ServerEvent> {
+    Some(ServerEvent::SessionRevoked { reason })
 }
 
 fn session_key(app: &TestApp, sid: &str) -> String {
@@ -43,7 +42,7 @@ async fn a_raw_redis_del_closes_the_sessions_sockets_everywhere(a: TestApp) {
     for socket in [&mut on_a, &mut on_b] {
         let (code, events) = socket.closed().await;
         assert_eq!(code, Some(4001));
-        assert_eq!(events.last().cloned(), revoked("deleted"));
+        assert_eq!(events.last().cloned(), revoked(EndReason::Deleted));
     }
     assert!(other.request("ping", json!({})).await.ok);
     assert_eq!(victim.get(&a.url("/api/auth/me")).await.status(), 401);
@@ -65,7 +64,7 @@ async fn an_admin_revocation_on_one_instance_closes_sockets_on_the_other(a: Test
     assert_eq!(res.status(), 204);
     let (code, events) = on_b.closed().await;
     assert_eq!(code, Some(4001));
-    assert_eq!(events.last().cloned(), revoked("admin"));
+    assert_eq!(events.last().cloned(), revoked(EndReason::Admin));
 }
 
 async fn tether(app: &TestApp, args: &[&str]) -> (bool, String, String) {
@@ -116,7 +115,7 @@ async fn the_cli_lists_sessions_and_revokes_them_on_running_servers(a: TestApp) 
     let (code, events) = s_one.closed().await;
     assert_eq!(
         (code, events.last().cloned()),
-        (Some(4001), revoked("admin"))
+        (Some(4001), revoked(EndReason::Admin))
     );
     assert!(
         s_two.request("ping", json!({})).await.ok,
@@ -185,7 +184,7 @@ async fn the_sweep_closes_sockets_whose_session_vanished_without_a_notification(
         .unwrap();
     let (code, events) = socket.closed().await;
     assert_eq!(code, Some(4001));
-    assert_eq!(events.last().cloned(), revoked("deleted"));
+    assert_eq!(events.last().cloned(), revoked(EndReason::Deleted));
 }
 
 /// A Redis restart without persistence loses every session, and the
@@ -208,6 +207,6 @@ async fn sockets_are_rechecked_as_soon_as_redis_comes_back() {
     };
     let (code, events) = socket.closed().await;
     assert_eq!(code, Some(4001));
-    assert_eq!(events.last().cloned(), revoked("deleted"));
+    assert_eq!(events.last().cloned(), revoked(EndReason::Deleted));
     drop(restarted);
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use reqwest::header::{COOKIE, USER_AGENT};
 use serde_json::{json, Value};
+use tether::domain::EndReason;
 use tether::ws::protocol::ServerEvent;
 
 use crate::helpers::{spawn_app_with, Browser, Stack, TestApp, PATIENCE};
@@ -122,7 +123,7 @@ async fn signing_out_one_device_closes_only_its_sockets(app: TestApp) {
     assert_eq!(
         events.last(),
         Some(&ServerEvent::SessionRevoked {
-            reason: "logout".into()
+            reason: EndReason::Logout
         })
     );
     assert_eq!(phone.get(&app.url("/api/auth/me")).await.status(), 401);
@@ -232,7 +233,7 @@ async fn admins_end_one_session_or_all_of_a_users(app: TestApp) {
     assert_eq!(
         events.last(),
         Some(&ServerEvent::SessionRevoked {
-            reason: "admin".into()
+            reason: EndReason::Admin
         })
     );
     assert!(

@@ -1,6 +1,7 @@
 //! The authenticated WebSocket, over a real connection.
 
 use serde_json::json;
+use tether::domain::EndReason;
 use tether::ws::protocol::{ErrorCode, MessageId, ServerEvent, ServerFrame};
 
 use crate::helpers::{connect, Seen, TestApp};
@@ -230,7 +231,7 @@ async fn logout_closes_every_socket_of_that_session_and_only_those(app: TestApp)
         assert_eq!(
             events,
             vec![ServerEvent::SessionRevoked {
-                reason: "logout".into()
+                reason: EndReason::Logout
             }]
         );
     }
@@ -277,7 +278,7 @@ async fn disabling_a_user_closes_their_sockets(app: TestApp) {
     assert_eq!(code, Some(4001));
     assert!(matches!(
         events.last(),
-        Some(ServerEvent::SessionRevoked { reason }) if reason == "disabled"
+        Some(ServerEvent::SessionRevoked { reason }) if *reason == EndReason::Disabled
     ));
     assert_eq!(user.get(&app.url("/api/auth/me")).await.status(), 401);
 }

@@ -32,6 +32,8 @@
 
 mod census;
 mod keyspace;
+
+pub use keyspace::KeyspaceNotice;
 mod listing;
 mod record;
 
@@ -159,29 +161,9 @@ impl RedisBackend {
         (self.connection.clone(), &self.prefix)
     }
 
-    /// The database number the URL selects (`redis://host/2` → 2), which
-    /// names the keyspace notification channels (`__keyevent@2__:del`).
-    pub fn db_index(&self) -> i64 {
-        self.db
-    }
-
     /// The key of a session's hash.
     pub fn session_key(&self, sid: &str) -> String {
-        format!("{}{sid}", self.session_key_prefix())
-    }
-
-    /// What every session key starts with: `{prefix}session:`.
-    pub fn session_key_prefix(&self) -> String {
-        format!("{}session:", self.prefix)
-    }
-
-    /// The sid of a session key (as a keyspace notification names it);
-    /// `None` for any other key.
-    pub fn sid_from_key(&self, key: &str) -> Option<String> {
-        let sid = key
-            .strip_prefix(self.prefix.as_ref())?
-            .strip_prefix("session:")?;
-        (!sid.is_empty()).then(|| sid.to_owned())
+        format!("{}session:{sid}", self.prefix)
     }
 
     /// The key of a user's session index.

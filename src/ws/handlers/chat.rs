@@ -5,9 +5,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
-    auth::routes::rfc3339,
     domain::Permission,
-    sessions::{now_ms, Event},
+    events::Event,
+    time::{now_ms, rfc3339},
     ws::dispatch::{Ctx, HandlerError, MessageHandler},
 };
 

@@ -1,12 +1,12 @@
 //! `messages.public`, `messages.protected`, `messages.admin`: the same texts
-//! and the same rule as the REST routes in `crate::messages`.
+//! and the same rule as the REST routes in `crate::demo_messages`.
 
 use serde_json::{json, Value};
 
 use super::NoData;
 use crate::{
+    demo_messages::MessageKind,
     domain::Permission,
-    messages::MessageKind,
     ws::dispatch::{Ctx, HandlerError, MessageHandler},
 };
 

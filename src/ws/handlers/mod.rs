@@ -9,14 +9,14 @@ mod whoami;
 
 use serde::Deserialize;
 
-use super::dispatch::Registry;
+use super::dispatch::MessageHandlers;
 
 /// Payload of types that take no data (`data` absent, null or `{}`).
 #[derive(Debug, Deserialize)]
 pub struct NoData {}
 
-pub fn registry() -> Registry {
-    Registry::default()
+pub fn registry() -> MessageHandlers {
+    MessageHandlers::default()
         .register::<ping::Ping>()
         .register::<whoami::WhoAmI>()
         .register::<messages::Public>()

@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 
 use super::NoData;
 use crate::{
-    auth::routes::rfc3339,
     domain::Permission,
+    time::rfc3339,
     ws::dispatch::{Ctx, HandlerError, MessageHandler, SessionOutcome},
 };
 

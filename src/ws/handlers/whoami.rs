@@ -4,8 +4,8 @@ use serde_json::{json, Value};
 
 use super::NoData;
 use crate::{
-    auth::routes::SessionView,
     domain::Permission,
+    sessions::SessionJson,
     ws::dispatch::{Ctx, HandlerError, MessageHandler},
 };
 
@@ -18,8 +18,8 @@ impl MessageHandler for WhoAmI {
 
     async fn handle(ctx: &Ctx<'_>, _: NoData) -> Result<Value, HandlerError> {
         Ok(json!({
-            "user": ctx.user.view(),
-            "session": SessionView::of(ctx.session),
+            "user": ctx.user.to_json(),
+            "session": SessionJson::from(ctx.session),
         }))
     }
 }

@@ -6,8 +6,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::StreamExt as _;
-use tether::sessions::backend::{RedisBackend, SessionBackend, StoreError};
+use tether::{
+    domain::Disappearance,
+    sessions::backend::{redis::KeyspaceNotice, RedisBackend, SessionBackend, StoreError},
+};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{create, redis_store, IDLE_MS, LIFETIME_MS};
@@ -95,31 +98,104 @@ async fn redis_store_keys_follow_the_documented_layout() {
     assert_eq!(count, "2");
 }
 
+/// Starts `backend`'s keyspace listener and waits until it has subscribed.
+async fn listen(backend: &RedisBackend) -> mpsc::Receiver<KeyspaceNotice> {
+    let (notices, received) = mpsc::channel(16);
+    let subscribed = backend.spawn_keyspace_listener(notices);
+    tokio::time::timeout(Duration::from_secs(5), subscribed)
+        .await
+        .expect("the listener subscribes within 5 s")
+        .expect("the listener is running");
+    received
+}
+
+async fn next_notice(received: &mut mpsc::Receiver<KeyspaceNotice>) -> KeyspaceNotice {
+    tokio::time::timeout(Duration::from_secs(3), received.recv())
+        .await
+        .expect("a keyspace notice within 3 s")
+        .expect("the listener is running")
+}
+
 #[tokio::test]
-async fn session_keys_name_their_sid_and_database() {
-    let name = "session_store::redis_only::session_keys_name_their_sid_and_database";
+async fn the_keyspace_listener_reports_deleted_and_expired_sessions_and_nothing_else() {
+    let name = "session_store::redis_only::the_keyspace_listener_reports_deleted_and_expired_sessions_and_nothing_else";
     let Some(store) = redis_store(name).await else {
         return;
     };
     let redis = store.redis.as_ref().unwrap();
-    let backend = &store.backend;
-    assert_eq!(
-        backend.session_key_prefix(),
-        format!("{}session:", redis.prefix)
+    let _config = SERVER_CONFIG.write().await;
+    let _restore = redis.restore_config_on_drop(KEYSPACE_EVENTS);
+    redis.config_set(KEYSPACE_EVENTS, "");
+    let mut notices = listen(&store.backend).await;
+    assert!(
+        redis.config_get(KEYSPACE_EVENTS).contains('E'),
+        "the listener switched notifications on"
     );
-    let sid = super::new_sid();
-    assert_eq!(backend.sid_from_key(&backend.session_key(&sid)), Some(sid));
-    for other in [
-        format!("{}sessions", redis.prefix),
-        format!("{}session:", redis.prefix),
-        format!("{}ended:abc", redis.prefix),
-        "elsewhere:session:abc".to_owned(),
-    ] {
-        assert_eq!(backend.sid_from_key(&other), None, "{other}");
-    }
-    assert_eq!(backend.db_index(), 0);
-    let in_db_5 = RedisBackend::connect(&format!("{}/5", redis.url), &redis.prefix).await;
-    assert_eq!(in_db_5.unwrap().db_index(), 5);
+
+    // Keys of this prefix that are not sessions, and sessions of another prefix.
+    let ended = create(&store.backend, None, LIFETIME_MS).await;
+    assert!(store.backend.delete(&ended, "admin").await.unwrap());
+    let other = RedisBackend::connect(&redis.url, &format!("{}other:", redis.prefix))
+        .await
+        .unwrap();
+    let elsewhere = create(&other, None, LIFETIME_MS).await;
+    redis.delete_key(&other.session_key(&elsewhere));
+    redis.delete_key(&format!("{}ended:{ended}", redis.prefix));
+
+    let sid = create(&store.backend, None, LIFETIME_MS).await;
+    redis.delete_key(&store.backend.session_key(&sid));
+    assert_eq!(
+        next_notice(&mut notices).await,
+        KeyspaceNotice::SessionGone {
+            sid: ended,
+            seen: Disappearance::Deleted
+        },
+        "tether's own delete is reported too (its tombstone says why)"
+    );
+    assert_eq!(
+        next_notice(&mut notices).await,
+        KeyspaceNotice::SessionGone {
+            sid,
+            seen: Disappearance::Deleted
+        }
+    );
+
+    let short = create(&store.backend, None, 50).await;
+    assert_eq!(
+        next_notice(&mut notices).await,
+        KeyspaceNotice::SessionGone {
+            sid: short,
+            seen: Disappearance::Expired
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_keyspace_listener_hears_the_database_its_url_selects() {
+    let name =
+        "session_store::redis_only::the_keyspace_listener_hears_the_database_its_url_selects";
+    let Some(store) = redis_store(name).await else {
+        return;
+    };
+    let redis = store.redis.as_ref().unwrap();
+    let _config = SERVER_CONFIG.write().await;
+    let _restore = redis.restore_config_on_drop(KEYSPACE_EVENTS);
+    let in_db_5 = RedisBackend::connect(&format!("{}/5", redis.url), &redis.prefix)
+        .await
+        .unwrap();
+    let mut notices = listen(&in_db_5).await;
+    let in_db_0 = create(&store.backend, None, LIFETIME_MS).await;
+    redis.delete_key(&store.backend.session_key(&in_db_0));
+    let sid = create(&in_db_5, None, LIFETIME_MS).await;
+    assert!(in_db_5.delete(&sid, "admin").await.unwrap());
+    assert_eq!(
+        next_notice(&mut notices).await,
+        KeyspaceNotice::SessionGone {
+            sid,
+            seen: Disappearance::Deleted
+        },
+        "only database 5's delete"
+    );
 }
 
 #[tokio::test]
@@ -147,43 +223,6 @@ async fn enable_keyspace_events_adds_e_g_x_and_keeps_existing_flags() {
     for flag in ['A', 'K', 'E'] {
         assert!(flags.contains(flag), "{flag} missing from {flags:?}");
     }
-}
-
-#[tokio::test]
-async fn after_enabling_keyspace_events_a_raw_del_of_a_session_is_published() {
-    let name =
-        "session_store::redis_only::after_enabling_keyspace_events_a_raw_del_of_a_session_is_published";
-    let Some(store) = redis_store(name).await else {
-        return;
-    };
-    let redis = store.redis.as_ref().unwrap();
-    let _config = SERVER_CONFIG.write().await;
-    let _restore = redis.restore_config_on_drop(KEYSPACE_EVENTS);
-    assert!(store.backend.enable_keyspace_events().await.unwrap());
-
-    let channel = format!("__keyevent@{}__:del", store.backend.db_index());
-    let client = ::redis::Client::open(redis.url.as_str()).unwrap();
-    let mut pubsub = client.get_async_pubsub().await.unwrap();
-    pubsub.subscribe(&channel).await.unwrap();
-    let sid = create(&store.backend, None, LIFETIME_MS).await;
-    let key = store.backend.session_key(&sid);
-    redis.delete_key(&key);
-
-    let mut messages = pubsub.on_message();
-    let published = tokio::time::timeout(Duration::from_secs(3), async {
-        // Other tests delete keys too: wait for this one.
-        while let Some(message) = messages.next().await {
-            let deleted: String = message.get_payload().unwrap();
-            if deleted == key {
-                return message.get_channel_name().to_owned();
-            }
-        }
-        panic!("subscription ended");
-    })
-    .await
-    .expect("no del notification within 3 s");
-    assert_eq!(published, channel);
-    assert_eq!(store.backend.sid_from_key(&key), Some(sid));
 }
 
 #[tokio::test]

@@ -1,20 +1,117 @@
 //! Keyspace notifications: how an instance hears of a session key deleted
-//! or expired inside Redis (`redis-cli DEL`, TTL) without polling.
+//! or expired inside Redis (`redis-cli DEL`, TTL) without polling. This is
+//! the one place that turns a Redis key name back into a session id.
 //!
 //! They are lossy (not delivered while disconnected, per node on a
 //! Cluster) and managed Redis often forbids `CONFIG SET`, so they are one
-//! revocation path among several, never the only one.
+//! revocation path among several, never the only one: the listener says
+//! when it (re)subscribed after a gap, so the caller can re-check sessions.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
+use futures_util::StreamExt as _;
 use redis::{ErrorKind, RedisResult};
+use tokio::sync::{mpsc, oneshot};
 
-use super::{deadline, unavailable, RedisBackend};
-use crate::sessions::backend::StoreError;
+use super::{deadline, unavailable, RedisBackend, CONNECTION_TIMEOUT};
+use crate::{domain::Disappearance, sessions::backend::StoreError};
 
 const SETTING: &str = "notify-keyspace-events";
 
+/// What the keyspace listener reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyspaceNotice {
+    /// A session's key is gone from Redis.
+    SessionGone { sid: String, seen: Disappearance },
+    /// The listener subscribed again after losing its subscription:
+    /// notifications sent meanwhile were lost.
+    Resubscribed,
+}
+
+/// The sid of a session key (`{prefix}session:{sid}`); `None` for any other key.
+fn sid_of_key<'k>(prefix: &str, key: &'k str) -> Option<&'k str> {
+    let sid = key.strip_prefix(prefix)?.strip_prefix("session:")?;
+    (!sid.is_empty() && !sid.contains(':')).then_some(sid)
+}
+
 impl RedisBackend {
+    /// Starts listening for session keys deleted or expired in Redis, and
+    /// reports each on `notices`. Every subscription first switches keyspace
+    /// notifications on, since a restarted Redis has forgotten a `CONFIG
+    /// SET`. Reconnects with backoff after a failure, then reports
+    /// [`KeyspaceNotice::Resubscribed`]. Stops when `notices` is closed.
+    /// The returned receiver completes once the first subscription is in place.
+    pub fn spawn_keyspace_listener(
+        &self,
+        notices: mpsc::Sender<KeyspaceNotice>,
+    ) -> oneshot::Receiver<()> {
+        let backend = self.clone();
+        let (subscribed, ready) = oneshot::channel();
+        let mut subscribed = Some(subscribed);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            while !notices.is_closed() {
+                match backend.listen_once(&notices, &mut subscribed).await {
+                    Ok(()) => backoff = Duration::from_millis(100),
+                    Err(e) => log::warn!("event=keyspace_listener_failed error={e:#}"),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        });
+        ready
+    }
+
+    /// `subscribed` is taken (and told) by the first successful subscription.
+    async fn listen_once(
+        &self,
+        notices: &mpsc::Sender<KeyspaceNotice>,
+        subscribed: &mut Option<oneshot::Sender<()>>,
+    ) -> anyhow::Result<()> {
+        let mut pubsub =
+            tokio::time::timeout(CONNECTION_TIMEOUT, self.client.get_async_pubsub()).await??;
+        let (deleted, expired) = (
+            format!("__keyevent@{}__:del", self.db),
+            format!("__keyevent@{}__:expired", self.db),
+        );
+        pubsub.subscribe(&[&deleted, &expired]).await?;
+        // `false` (logged) when Redis refuses `CONFIG`: the sweep then covers.
+        self.enable_keyspace_events().await?;
+        log::info!("event=keyspace_listener_subscribed db={}", self.db);
+        match subscribed.take() {
+            Some(first) => {
+                let _ = first.send(());
+            }
+            None => {
+                if notices.send(KeyspaceNotice::Resubscribed).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        let mut messages = pubsub.on_message();
+        while let Some(msg) = messages.next().await {
+            let Ok(key) = msg.get_payload::<String>() else {
+                continue;
+            };
+            let Some(sid) = sid_of_key(&self.prefix, &key) else {
+                continue;
+            };
+            let seen = if msg.get_channel_name() == expired {
+                Disappearance::Expired
+            } else {
+                Disappearance::Deleted
+            };
+            let notice = KeyspaceNotice::SessionGone {
+                sid: sid.to_owned(),
+                seen,
+            };
+            if notices.send(notice).await.is_err() {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("keyspace subscription ended")
+    }
+
     /// Makes Redis publish keyevent notifications for generic commands and
     /// expiries (flags `E`, `g`, `x`), keeping whatever flags are already
     /// set. `Ok(false)`, with a warning logged, when Redis refuses `CONFIG`;
@@ -82,7 +179,22 @@ fn with_keyevent_flags(flags: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::with_keyevent_flags;
+    use super::{sid_of_key, with_keyevent_flags};
+
+    #[test]
+    fn only_session_keys_of_this_prefix_name_a_sid() {
+        assert_eq!(sid_of_key("t:", "t:session:abc"), Some("abc"));
+        for other in [
+            "t:sessions",
+            "t:session:",
+            "t:ended:abc",
+            "t:user:u:sessions",
+            "t:session:abc:x",
+            "elsewhere:session:abc",
+        ] {
+            assert_eq!(sid_of_key("t:", other), None, "{other}");
+        }
+    }
 
     #[test]
     fn keyevent_flags_are_added_to_whatever_is_set() {

@@ -10,8 +10,7 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::sync::Notify;
 
-use super::Hub;
-use crate::sessions::{EndReason, Sessions};
+use crate::{domain::Disappearance, sessions::Sessions, ws::Hub};
 
 /// Sessions checked per store round trip.
 const BATCH: usize = 500;
@@ -44,11 +43,7 @@ pub async fn sweep_once(sessions: &Sessions, hub: &Hub) -> anyhow::Result<usize>
             if alive {
                 continue;
             }
-            let reason = sessions
-                .ended_reason(sid)
-                .await
-                .unwrap_or_default()
-                .unwrap_or(EndReason::Deleted);
+            let reason = sessions.why_ended(sid, Disappearance::FoundMissing).await;
             log::info!(
                 "event=sweep_ended_session sid={sid} reason={}",
                 reason.as_str()

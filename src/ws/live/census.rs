@@ -6,15 +6,13 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::Hub;
-use crate::sessions::Sessions;
+use crate::{sessions::Sessions, ws::Hub};
 
 /// Coalesces a burst of opens/closes into one write.
 const DEBOUNCE: Duration = Duration::from_millis(25);
-/// Rewritten at least this often while the instance lives.
-pub const REFRESH: Duration = Duration::from_secs(2);
-/// An instance not heard from for this long is no longer counted.
-pub const STALE_AFTER: Duration = Duration::from_secs(10);
+/// Rewritten at least this often while the instance lives (well within
+/// `sessions::CENSUS_STALE_AFTER`, after which an instance no longer counts).
+const REFRESH: Duration = Duration::from_secs(2);
 
 pub fn spawn(sessions: Sessions, hub: Arc<Hub>) {
     tokio::spawn(async move {

@@ -6,8 +6,7 @@ use actix_identity::Identity;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::EndReason;
-use crate::{auth::CurrentUser, error::ApiError, startup::AppState};
+use crate::{auth::CurrentUser, domain::EndReason, error::ApiError, state::AppState};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
