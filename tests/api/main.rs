@@ -8,6 +8,7 @@ mod test_db;
 mod test_redis;
 
 mod admin_users;
+mod architecture;
 mod auth;
 mod browser;
 mod cli;
