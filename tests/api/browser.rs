@@ -1,7 +1,8 @@
 //! The browser app in real browsers, against the real app on SQLite + Redis,
-//! so an admin's revocation takes the production path:
+//! so an admin's revocation takes the production path. One scenario
+//! (`tests/browser/scenario.mjs`) runs in each browser, through its driver:
 //!
-//! - Chromium: `tests/browser/run.mjs` (playwright-core) drives Debian's
+//! - Chromium: `tests/browser/chromium.mjs` (playwright-core) drives Debian's
 //!   `/usr/bin/chromium`.
 //! - Firefox: `tests/browser/firefox.mjs` (selenium-webdriver over WebDriver
 //!   classic + BiDi) drives Debian's `/usr/bin/firefox-esr` through
@@ -149,7 +150,7 @@ async fn the_browser_app_works_end_to_end_in_chromium() {
     }
     let chromium = chromium();
     let browser_env = [("TETHER_CHROMIUM", chromium.as_os_str())];
-    run_browser_script(test, "run.mjs", &browser_env, RUN_LIMIT).await;
+    run_browser_script(test, "chromium.mjs", &browser_env, RUN_LIMIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,144 +1,181 @@
-// The browser app, end to end, in Debian's Firefox ESR driven over WebDriver
-// (selenium-webdriver → geckodriver → /usr/bin/firefox-esr, headless).
+// The page interface of scenario.mjs in Debian's Firefox ESR, driven over
+// WebDriver (selenium-webdriver → geckodriver → /usr/bin/firefox-esr,
+// headless); runs the scenario. Screenshots go to $TETHER_ARTIFACTS/firefox-*.png.
 //
 // Playwright drives only its own patched Firefox build, which cannot be
-// downloaded here, so this is the Firefox twin of run.mjs, over the W3C
-// protocol instead: WebDriver classic for the clicks, WebDriver BiDi for what
-// classic cannot do (a script that runs before the app's own on every load,
-// and the page's script errors and console).
+// downloaded here, so this driver speaks the W3C protocols: WebDriver classic
+// for clicks and keys, WebDriver BiDi for what classic cannot do (the page
+// watch that runs before the app's scripts on every load, the page's script
+// errors and console, the document's response headers, answering or refusing
+// a request, and seeing a response).
 //
-// Started by tests/api/browser.rs, which runs the real server (SQLite + Redis)
-// and creates the users. Two Firefox instances, each with a fresh temporary
-// profile: alice in a desktop-sized window, bob in a narrow one (500 px,
-// Firefox's narrowest; the app's narrow layout). Each step
-// prints "ok"/"FAIL"; screenshots go to $TETHER_ARTIFACTS/firefox-*.png (one
-// per screen, plus a screenshot and the HTML of every open window when a step
-// fails).
+// Each page is its own Firefox with a fresh temporary profile (its own
+// cookies), with its own geckodriver. Firefox will not make a window narrower
+// than 500 px, so a narrower size gets 500 (still the app's narrow layout).
 //
-// Environment: TETHER_URL, TETHER_ADMIN_USER, TETHER_ADMIN_PASSWORD,
-// TETHER_USER_A, TETHER_PASSWORD_A, TETHER_USER_B, TETHER_PASSWORD_B,
-// TETHER_ARTIFACTS, TETHER_FIREFOX (default /usr/bin/firefox-esr),
-// TETHER_GECKODRIVER (default: geckodriver on PATH).
+// Environment: as common.mjs, and TETHER_FIREFOX (default
+// /usr/bin/firefox-esr), TETHER_GECKODRIVER (default: geckodriver on PATH).
 
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import {
-  ACTION_TIMEOUT_MS, ADMIN, ALICE, ARTIFACTS, BASE, BOB, REVOCATION_LIMIT_MS, check, sleep,
-} from './common.mjs';
-import { Builder } from 'selenium-webdriver';
+import { writeFile } from 'node:fs/promises';
+import { Builder, Key } from 'selenium-webdriver';
 import firefox from 'selenium-webdriver/firefox.js';
-import getScriptManager from 'selenium-webdriver/bidi/scriptManager.js';
-import getLogInspector from 'selenium-webdriver/bidi/logInspector.js';
+import { ACTION_TIMEOUT_MS, BASE, runScenario, sleep, waitUntil, watchPage } from './common.mjs';
+import { scenario } from './scenario.mjs';
 
-const TOTAL_LIMIT_MS = 75_000; // the Rust test gives the whole run 100 s
 const START_LIMIT_MS = 40_000; // geckodriver + Firefox start, per browser
+const NARROWEST_PX = 500;
+const KEYS = { Tab: Key.TAB, Enter: Key.ENTER };
 
 const FIREFOX = process.env.TETHER_FIREFOX || '/usr/bin/firefox-esr';
 const GECKODRIVER = process.env.TETHER_GECKODRIVER || 'geckodriver';
 
-const browsers = new Map(); // name → {driver, problems: string[]}
+const drivers = [];
 
-const watchdog = setTimeout(async () => {
-  console.log(`FAIL the Firefox run took longer than ${TOTAL_LIMIT_MS / 1000} s`);
-  await Promise.race([quitAll(), sleep(3_000)]);
-  process.exit(3);
-}, TOTAL_LIMIT_MS);
-watchdog.unref();
-
-// ---------------------------------------------------------------------------
-// Helpers
-
-/** Runs `fn(...args)` in the page and returns its value (a function, not a string of code). */
-function inPage(driver, fn, ...args) {
-  return driver.executeScript(`return (${fn}).apply(null, arguments)`, ...args);
-}
-
-/** Polls the page until `probe(...args)` returns something truthy; returns it. */
-async function waitUntil(driver, what, probe, args = [], timeout = ACTION_TIMEOUT_MS) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const value = await inPage(driver, probe, ...args).catch(() => null);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-/** Waits until an element matching `css` exists. */
-function waitFor(driver, css, timeout) {
-  return waitUntil(driver, css, (sel) => !!document.querySelector(sel), [css], timeout);
-}
-
-/** Waits until the first `css` element's text contains `expected` (a string or a RegExp). */
-async function waitForText(driver, css, expected, timeout = ACTION_TIMEOUT_MS) {
-  const deadline = Date.now() + timeout;
-  let last = null;
-  for (;;) {
-    last = await inPage(driver, (sel) => document.querySelector(sel)?.textContent ?? null, css).catch(() => last);
-    const hit = expected instanceof RegExp ? expected.test(last ?? '') : (last ?? '').includes(expected);
-    if (hit) return last;
-    if (Date.now() > deadline) {
-      throw new Error(`expected ${css} to contain ${expected}; last text: ${JSON.stringify(last)}`);
+/** In the page: the elements a scenario target names (see scenario.mjs). */
+function findAll(target) {
+  if (typeof target === 'string') return [...document.querySelectorAll(target)];
+  const text = (el) => (el.getAttribute('aria-label') ?? el.textContent ?? '').replace(/\s+/g, ' ').trim();
+  const scopes = target.within ? [...document.querySelectorAll(target.within)] : [document];
+  return scopes.flatMap((scope) => {
+    if ('label' in target) {
+      return [...scope.querySelectorAll('label')].filter((l) => text(l) === target.label && l.control).map((l) => l.control);
     }
-    await sleep(25);
-  }
+    if ('button' in target) return [...scope.querySelectorAll('button, [role="button"]')].filter((b) => text(b) === target.button);
+    if ('link' in target) return [...scope.querySelectorAll('a[href], [role="link"]')].filter((a) => text(a) === target.link);
+    throw new Error(`not a target: ${JSON.stringify(target)}`);
+  });
 }
 
-/** Clicks the first element matching `css`, as a user would (WebDriver's element click). */
-async function click(driver, css) {
-  await waitFor(driver, css);
-  await (await driver.findElement({ css })).click();
+/** In the page: whether an element is rendered (as Playwright's "visible"). */
+function visible(el) {
+  return el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
 }
 
-/** Clicks the button whose text is `label` (as a user finds it). */
-async function clickButton(driver, label) {
-  const find = (text) => [...document.querySelectorAll('button')].find((b) => b.textContent.trim() === text);
-  await waitUntil(driver, `a "${label}" button`, find, [label]);
-  await (await inPage(driver, find, label)).click();
+/** Runs `fn(arg)` in the page (with findAll and visible in scope) and returns its value, awaited. */
+function run(driver, fn, arg) {
+  return driver.executeScript(`const findAll = ${findAll}; const visible = ${visible};
+    return (${fn}).apply(null, arguments)`, arg);
 }
 
-/** Types into the field matching `css` (after clearing it). */
-async function type(driver, css, text) {
-  await waitFor(driver, css);
-  const field = await driver.findElement({ css });
-  await field.clear();
-  await field.sendKeys(text);
+/** A WebDriver BiDi command; an error answer throws. */
+async function send(bidi, method, params) {
+  const answer = await bidi.send({ method, params });
+  if (answer.type === 'error') throw new Error(`${method}: ${answer.error}: ${answer.message}`);
+  return answer.result;
 }
 
-async function shot(driver, name) {
-  const png = await driver.takeFullPageScreenshot().catch(() => driver.takeScreenshot());
-  await writeFile(join(ARTIFACTS, `firefox-${name}.png`), png, 'base64');
+/** The page interface over one Firefox. */
+function pageOf(driver, bidi, context, problems) {
+  /** The first visible `target` (enabled too, when it is to be acted on), as a WebElement. */
+  const element = (target, { enabled = false, timeout = ACTION_TIMEOUT_MS } = {}) => waitUntil(
+    `${JSON.stringify(target)} to be visible${enabled ? ' and enabled' : ''}`,
+    () => run(driver, ([t, e]) => findAll(t).find((el) => visible(el) && !(e && el.disabled)) ?? null, [target, enabled]),
+    timeout,
+  );
+  // The document's last response in this page, from BiDi's network events.
+  let documentResponse = null;
+  bidi.on('network.responseCompleted', ({ context: ctx, navigation, response }) => {
+    if (ctx === context && navigation) documentResponse = response;
+  });
+  // Requests answered here instead of by the server: intercept id → answer.
+  const answers = new Map();
+  const mocked = new Map(); // path → intercept id
+  bidi.on('network.beforeRequestSent', ({ isBlocked, intercepts, request }) => {
+    const answer = isBlocked && answers.get(intercepts?.find((id) => answers.has(id)));
+    if (!answer) return;
+    const reply = answer.refuse
+      ? send(bidi, 'network.failRequest', { request: request.request })
+      : send(bidi, 'network.provideResponse', {
+        request: request.request,
+        statusCode: answer.status,
+        headers: Object.entries(answer.headers ?? {}).map(([name, value]) => ({ name, value: { type: 'string', value } })),
+        body: { type: 'string', value: answer.body ?? '' },
+      });
+    reply.catch((e) => problems.push(`answering ${request.url}: ${e.message}`));
+  });
+
+  return {
+    problems,
+    async goto(url) {
+      documentResponse = null;
+      await driver.get(url);
+      const response = await waitUntil('the document response', async () => documentResponse, 2_000).catch(() => null);
+      const headers = Object.fromEntries((response?.headers ?? []).map((h) => [h.name.toLowerCase(), h.value.value]));
+      return { status: response?.status, headers };
+    },
+    reload: () => driver.navigate().refresh(),
+    waitFor: (target, timeout) => element(target, { timeout }).then(() => {}),
+    text: (target) => run(driver, (t) => findAll(t)[0]?.textContent ?? null, target),
+    count: (target) => run(driver, (t) => findAll(t).length, target),
+    isDisabled: async (target) => !await (await element(target)).isEnabled(),
+    async fill(target, text) {
+      const field = await element(target, { enabled: true });
+      await field.clear();
+      await field.sendKeys(text);
+    },
+    click: async (target) => (await element(target, { enabled: true })).click(),
+    async check(target) {
+      const box = await element(target, { enabled: true });
+      if (!await box.isSelected()) await box.click();
+      if (!await box.isSelected()) throw new Error(`${JSON.stringify(target)} did not become checked`);
+    },
+    async select(target, option) {
+      await element(target, { enabled: true });
+      const choice = await waitUntil(`option "${option}" of ${target}`, () => run(driver, ([t, text]) => [...findAll(t)[0].options]
+        .find((o) => o.textContent.trim() === text) ?? null, [target, option]));
+      await choice.click();
+    },
+    type: (text) => driver.actions().sendKeys(text).perform(),
+    async press(key, target) {
+      if (target) await (await element(target, { enabled: true })).sendKeys(KEYS[key]);
+      else await driver.actions().sendKeys(KEYS[key]).perform();
+    },
+    eval: (fn, arg) => run(driver, fn, arg),
+    async resize({ width, height }) {
+      if (width < NARROWEST_PX) console.log(`     Firefox's narrowest window is ${NARROWEST_PX} px: ${NARROWEST_PX}×${height}, not ${width}×${height}`);
+      await driver.manage().window().setRect({ width: Math.max(width, NARROWEST_PX), height });
+    },
+    async mock(path, answer) {
+      if (mocked.has(path)) {
+        answers.delete(mocked.get(path));
+        await send(bidi, 'network.removeIntercept', { intercept: mocked.get(path) });
+        mocked.delete(path);
+      }
+      if (!answer) return;
+      const { intercept } = await send(bidi, 'network.addIntercept', {
+        phases: ['beforeRequestSent'], urlPatterns: [{ type: 'string', pattern: `${BASE}${path}` }], contexts: [context],
+      });
+      answers.set(intercept, answer);
+      mocked.set(path, intercept);
+    },
+    nextResponse: (method, prefix) => new Promise((resolve, reject) => {
+      const seen = ({ context: ctx, request, response }) => {
+        if (ctx !== context || request.method !== method || !request.url.startsWith(`${BASE}${prefix}`)) return;
+        bidi.off('network.responseCompleted', seen);
+        clearTimeout(timer);
+        resolve({ status: response.status });
+      };
+      const timer = setTimeout(() => {
+        bidi.off('network.responseCompleted', seen);
+        reject(new Error(`no ${method} ${prefix}… response within ${ACTION_TIMEOUT_MS} ms`));
+      }, ACTION_TIMEOUT_MS);
+      bidi.on('network.responseCompleted', seen);
+    }),
+    async screenshot(file) {
+      const png = await driver.takeFullPageScreenshot().catch(() => driver.takeScreenshot());
+      await writeFile(file, png, 'base64');
+    },
+    html: () => driver.getPageSource(),
+    url: () => driver.getCurrentUrl(),
+  };
 }
 
-let stepNo = 0;
-async function step(name, fn) {
-  stepNo += 1;
-  const started = Date.now();
-  try {
-    await fn();
-    console.log(`ok   ${stepNo}. ${name} (${Date.now() - started} ms)`);
-  } catch (error) {
-    console.log(`FAIL ${stepNo}. ${name} (${Date.now() - started} ms)\n${error.stack ?? error}`);
-    const slug = name.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 40).replace(/-+$/, '');
-    for (const [who, { driver, problems }] of browsers) {
-      const base = join(ARTIFACTS, `firefox-failure-${stepNo}-${slug}-${who}`);
-      await shot(driver, `failure-${stepNo}-${slug}-${who}`).catch(() => {});
-      await driver.getPageSource().then((html) => writeFile(`${base}.html`, html)).catch(() => {});
-      const url = await driver.getCurrentUrl().catch(() => '?');
-      console.log(`     ${who}: ${url}${problems.length ? `; problems: ${problems.join(' | ')}` : ''}`);
-    }
-    throw error;
-  }
-}
-
-/**
- * Starts a Firefox with a fresh profile (geckodriver makes a temporary one),
- * with its own geckodriver, and the BiDi hooks every page load gets.
- */
-async function openFirefox(who, { width, height }) {
+/** Starts a Firefox with a fresh profile and its own geckodriver, with the BiDi hooks every page load gets. */
+async function openFirefox(who, size) {
+  const width = Math.max(size.width, NARROWEST_PX);
   const options = new firefox.Options()
     .setBinary(FIREFOX)
-    .addArguments('-headless', `--width=${width}`, `--height=${height}`)
+    .addArguments('-headless', `--width=${width}`, `--height=${size.height}`)
     .enableBidi();
   // Keep Firefox off the network beyond 127.0.0.1 (this machine's network
   // refuses everything else); geckodriver already turns off updates and telemetry.
@@ -158,204 +195,39 @@ async function openFirefox(who, { width, height }) {
     options.setPreference(pref, value);
   }
   const service = new firefox.ServiceBuilder(GECKODRIVER);
+  const starting = new Builder().forBrowser('firefox').setFirefoxOptions(options).setFirefoxService(service).build();
+  // Quit it even when it starts after the limit, so no Firefox outlives the run.
+  starting.then((driver) => drivers.push(driver), () => {});
   const driver = await Promise.race([
-    new Builder().forBrowser('firefox').setFirefoxOptions(options).setFirefoxService(service).build(),
+    starting,
     sleep(START_LIMIT_MS).then(() => { throw new Error(`${who}: Firefox did not start within ${START_LIMIT_MS / 1000} s`); }),
   ]);
-  const problems = [];
-  browsers.set(who, { driver, problems });
   await driver.manage().setTimeouts({ implicit: 0, pageLoad: ACTION_TIMEOUT_MS, script: ACTION_TIMEOUT_MS });
 
-  // Runs before the app's own scripts on every load: flags the sign-in form if
-  // it ever appears, and records CSP violations.
-  const scripts = await getScriptManager([], driver);
-  await scripts.addPreloadScript(`() => {
-    window.__signInFormSeen = false;
-    window.__cspViolations = [];
-    new MutationObserver(() => {
-      if (!window.__signInFormSeen && document.getElementById('signin-form')) window.__signInFormSeen = true;
-    }).observe(document, { childList: true, subtree: true });
-    document.addEventListener('securitypolicyviolation', (e) => {
-      window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI);
-    });
-  }`);
-  const logs = await getLogInspector(driver);
-  await logs.onJavascriptException((e) => problems.push(`script error: ${e.text}`));
-  await logs.onConsoleEntry((e) => {
-    if (e.level === 'error') problems.push(`console error: ${e.text}`);
+  const bidi = await driver.getBidi();
+  const context = await driver.getWindowHandle();
+  await send(bidi, 'script.addPreloadScript', { functionDeclaration: watchPage.toString() });
+  const problems = [];
+  bidi.on('log.entryAdded', ({ type, level, text }) => {
+    if (type === 'javascript') problems.push(`script error: ${text}`);
+    else if (level === 'error') problems.push(`console error: ${text}`);
+  });
+  await send(bidi, 'session.subscribe', {
+    events: ['log.entryAdded', 'network.beforeRequestSent', 'network.responseCompleted'],
   });
   const caps = await driver.getCapabilities();
-  const [innerWidth, innerHeight] = await inPage(driver, () => [window.innerWidth, window.innerHeight]);
-  console.log(`${who}: ${caps.get('browserName')} ${caps.get('browserVersion')}, window ${width}×${height}, viewport ${innerWidth}×${innerHeight}`);
-  return driver;
+  const [innerWidth, innerHeight] = await run(driver, () => [window.innerWidth, window.innerHeight]);
+  console.log(`${who}: ${caps.get('browserName')} ${caps.get('browserVersion')}, window ${width}×${size.height}, viewport ${innerWidth}×${innerHeight}`);
+  return pageOf(driver, bidi, context, problems);
 }
 
-async function quitAll() {
-  await Promise.all([...browsers.values()].map(({ driver }) => driver.quit().catch(() => {})));
-}
-
-async function signIn(driver, user) {
-  await type(driver, '#signin-username', user.name);
-  await type(driver, '#signin-password', user.password);
-  await click(driver, '#signin-form button[type="submit"]');
-}
-
-async function expectHome(driver, user) {
-  await waitFor(driver, '[data-view="home"]');
-  await waitForText(driver, '#me-username', user.name);
-  await waitFor(driver, '.badge[data-state="live"]');
-  await waitForText(driver, '.badge', 'Live');
-}
-
-/** The admin REST API, from node: signs in once and keeps the cookie. */
-async function adminApi() {
-  const res = await fetch(`${BASE}/api/auth/login`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username: ADMIN.name, password: ADMIN.password }),
-  });
-  check(res.status === 200, `admin sign-in: HTTP ${res.status} ${await res.text()}`);
-  const cookie = res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
-  check(cookie.includes('tether_session='), 'admin sign-in set no tether_session cookie');
-  return (method, path) => fetch(`${BASE}${path}`, {
-    method,
-    headers: { Cookie: cookie },
-    signal: AbortSignal.timeout(ACTION_TIMEOUT_MS),
-  });
-}
-
-// ---------------------------------------------------------------------------
-// The scenarios
-
-await mkdir(ARTIFACTS, { recursive: true });
-let failed = false;
-try {
-  let alice;
-  let bob;
-  await step('start two headless Firefox instances (fresh profiles)', async () => {
-    [alice, bob] = await Promise.all([
-      openFirefox('alice', { width: 1280, height: 800 }),
-      // Firefox will not make a window narrower than 500 px; the app's
-      // narrow layout starts at 700.
-      openFirefox('bob', { width: 500, height: 844 }),
-    ]);
-    const [width] = await inPage(bob, () => [innerWidth]);
-    check(width <= 700, `bob's window is ${width} px wide, too wide for the narrow layout`);
-  });
-
-  await step('sign in', async () => {
-    await alice.get(`${BASE}/`);
-    await waitFor(alice, '#signin-form');
-    await shot(alice, '01-signin');
-    await signIn(alice, ALICE);
-    await expectHome(alice, ALICE);
-    await shot(alice, '02-home');
-  });
-
-  await step('reload keeps you signed in, with no sign-in form on the way; the socket is live again', async () => {
-    await inPage(alice, () => { window.__beforeReload = true; });
-    await alice.navigate().refresh();
-    await waitUntil(alice, 'the reloaded page', () => window.__beforeReload === undefined);
-    await expectHome(alice, ALICE);
-    const flashed = await inPage(alice, () => window.__signInFormSeen);
-    check(flashed === false, `the sign-in form appeared during the reload (flag: ${flashed})`);
-  });
-
-  await step('a plain user asking for the admin message sees "Permission denied"', async () => {
-    await click(alice, 'button[data-message="messages.public"]');
-    await waitForText(alice, 'output[data-message="messages.public"]', 'Hello, world');
-    await click(alice, 'button[data-message="messages.admin"][data-allowed="false"]');
-    await waitForText(alice, 'output[data-message="messages.admin"]', 'Permission denied');
-    await shot(alice, '03-home-permission-denied');
-  });
-
-  await step('chat between two Firefox instances (the second in a narrow window)', async () => {
-    await bob.get(`${BASE}/`);
-    await waitFor(bob, '#signin-form');
-    await signIn(bob, BOB);
-    await expectHome(bob, BOB);
-
-    const fromAlice = 'Hi Bob, <b>this is not bold</b> & <script>x()</script>';
-    await type(alice, '#chat-text', fromAlice);
-    await (await alice.findElement({ css: '#chat-text' })).sendKeys('\uE007'); // Enter
-    await waitForText(bob, '.chat-log', fromAlice);
-    const html = await inPage(bob, () => document.querySelectorAll('.chat-log b, .chat-log script').length);
-    check(html === 0, 'chat text was rendered as HTML');
-
-    await type(bob, '#chat-text', 'Hello Alice, from a narrow Firefox');
-    await clickButton(bob, 'Send');
-    await waitForText(alice, '.chat-log', 'Hello Alice, from a narrow Firefox');
-    await shot(alice, '04-home-chat');
-    await shot(bob, '04-home-chat-narrow');
-  });
-
-  await step(`an admin revokes bob's session over the REST API; his Firefox shows the sign-in screen within ${REVOCATION_LIMIT_MS} ms`, async () => {
-    const api = await adminApi();
-    const res = await api('GET', '/api/admin/sessions?per_page=200');
-    check(res.status === 200, `GET /api/admin/sessions: HTTP ${res.status}`);
-    const mine = (await res.json()).sessions.filter((s) => s.username === BOB.name);
-    check(mine.length === 1, `expected one session of ${BOB.name}, saw ${mine.length}`);
-    const [session] = mine;
-    check(/Firefox/.test(session.user_agent ?? ''), `bob's session is not Firefox's: ${session.user_agent}`);
-    check(session.sockets >= 1, `bob's open page has no socket counted (sockets: ${session.sockets})`);
-
-    const started = Date.now();
-    const deleted = api('DELETE', `/api/admin/sessions/${session.id}`).then((r) => ({ status: r.status, ms: Date.now() - started }));
-    await waitForText(bob, '#signin-notice', 'Your session was ended', REVOCATION_LIMIT_MS);
-    const elapsed = Date.now() - started;
-    const { status, ms } = await deleted;
-    check(status === 204, `DELETE /api/admin/sessions/{id}: HTTP ${status}`);
-    await waitFor(bob, '#signin-form', 100);
-    await waitForText(bob, '#signin-notice', 'administrator', 100);
-    console.log(`     the DELETE answered after ${ms} ms; the sign-in screen was shown ${elapsed} ms after it was sent`);
-    await shot(bob, '05-session-ended-narrow');
-  });
-
-  await step('sign out', async () => {
-    await clickButton(alice, 'Sign out');
-    await waitForText(alice, '#signin-notice', 'You have signed out');
-    await shot(alice, '06-signed-out');
-    await alice.navigate().refresh();
-    await waitFor(alice, '#signin-form');
-    // The control for the reload step's check: signed out, the watch does see the form.
-    check(await inPage(alice, () => window.__signInFormSeen) === true, 'the sign-in form watch missed the form');
-    const me = await inPage(alice, () => fetch('/api/auth/me').then((r) => r.status));
-    check(me === 401, `after sign-out GET /api/auth/me answers ${me}`);
-  });
-
-  await step('nothing stored, no CSP violations, no script errors', async () => {
-    for (const [who, { driver, problems }] of browsers) {
-      const stored = await inPage(driver, () => localStorage.length + sessionStorage.length);
-      check(stored === 0, `${who}: ${stored} entries in local/session storage`);
-      const csp = await inPage(driver, () => window.__cspViolations);
-      check(Array.isArray(csp), `${who}: the preload script did not run (no CSP record)`);
-      check(csp.length === 0, `${who}: CSP violations: ${csp.join(', ')}`);
-      check(problems.length === 0, `${who}: ${problems.join(' | ')}`);
-    }
-  });
-
-  await step('control: the watches above do see a script error and a CSP violation', async () => {
-    const { problems } = browsers.get('alice');
-    await inPage(alice, () => {
-      setTimeout(() => { throw new Error('deliberate probe error'); });
-      const inline = document.createElement('script');
-      inline.textContent = 'window.__inlineRan = true;';
-      document.head.append(inline);
-    });
-    await waitUntil(alice, 'the CSP violation event', () => window.__cspViolations.length > 0);
-    const ran = await inPage(alice, () => window.__inlineRan === true);
-    check(!ran, 'an inline script ran despite the CSP');
-    const deadline = Date.now() + 5_000;
-    while (!problems.some((p) => p.includes('deliberate probe error'))) {
-      check(Date.now() < deadline, `the script error was not reported over BiDi; saw: ${problems.join(' | ')}`);
-      await sleep(50);
-    }
-    console.log(`     seen: ${await inPage(alice, () => window.__cspViolations.join(', '))}; ${problems.join(' | ')}`);
-  });
-} catch {
-  failed = true;
-} finally {
-  await Promise.race([quitAll(), sleep(10_000)]);
-}
-console.log(failed ? 'Firefox run FAILED' : 'Firefox run passed');
-process.exit(failed ? 1 : 0);
+await runScenario({
+  name: 'Firefox',
+  runName: 'Firefox run',
+  artifactPrefix: 'firefox-',
+  limitMs: 75_000, // the Rust test gives the whole run 100 s
+  userAgent: /Firefox\//,
+  start: async () => console.log(`Firefox against ${BASE}`),
+  open: openFirefox,
+  close: () => Promise.all(drivers.map((driver) => driver.quit().catch(() => {}))),
+}, scenario);
