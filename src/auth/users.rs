@@ -202,12 +202,15 @@ async fn announce_change(sessions: &Sessions, user_id: Uuid) -> Result<(), UserE
 
 /// Creates the first admin when the user store is empty, with
 /// `TETHER_ADMIN_PASSWORD` or a random password printed once to the log.
+/// Under the start-up lock: of instances starting together, one creates it.
 pub async fn bootstrap_admin(db: &Db, config: &crate::config::Config) -> Result<(), UserError> {
     use rand::distr::{Alphanumeric, SampleString};
     use secrecy::ExposeSecret as _;
 
+    let lock = db.startup_lock().await?;
+    let db: &Db = &lock;
     if db.count_users().await? > 0 {
-        return Ok(());
+        return Ok(lock.release().await?);
     }
     let username = Username::parse(&config.admin_username).map_err(|e| anyhow::anyhow!(e))?;
     let (raw, generated) = match &config.admin_password {
@@ -221,9 +224,10 @@ pub async fn bootstrap_admin(db: &Db, config: &crate::config::Config) -> Result<
             "event=admin_created username={username} password={raw} note=\"generated; shown only this once; set TETHER_ADMIN_PASSWORD or change it\""
         ),
         Ok(_) => log::info!("event=admin_created username={username}"),
-        // Another instance starting at the same time created it first.
+        // Created meanwhile by a process that takes no start-up lock
+        // (`tether users add`, or an older tether during an upgrade).
         Err(UserError::Db(DbError::UsernameTaken)) => {}
         Err(e) => return Err(e),
     }
-    Ok(())
+    Ok(lock.release().await?)
 }

@@ -1,14 +1,16 @@
 //! The user store: the only place diesel appears. Picks PostgreSQL or SQLite
 //! from the URL, runs the embedded migrations, and answers typed queries.
 //!
-//! Layout: `pool` (backend choice, connections), `migrations`, `schema`, and
-//! `users` (row models beside their queries). This file is the async façade
-//! the rest of the crate calls.
+//! Layout: `pool` (backend choice, connections), `migrations`,
+//! `startup_lock` (one process at a time migrates or bootstraps), `schema`,
+//! and `users` (row models beside their queries). This file is the async
+//! façade the rest of the crate calls.
 
 mod change_probe;
 mod migrations;
 mod pool;
 mod schema;
+mod startup_lock;
 mod users;
 
 use chrono::{DateTime, Utc};
@@ -17,6 +19,7 @@ use uuid::Uuid;
 use crate::domain::{PermissionSet, RoleName, Username};
 
 use self::pool::{DbConnection, Pool, Target};
+pub use self::startup_lock::{StartupLock, STARTUP_LOCK_KEY, STARTUP_LOCK_WAIT};
 
 /// Which database the URL points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,11 +103,16 @@ impl From<diesel::result::Error> for DbError {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    /// Where the pool connects, for the start-up lock's own connection.
+    target: Target,
     backend: Backend,
     /// SQLite file, for the change probe.
     sqlite_path: Option<String>,
     /// Notices other processes' commits, once `watch_other_processes` is on.
     probe: Option<std::sync::Arc<change_probe::ChangeProbe>>,
+    /// Set on the handle a `StartupLock` lends out: queries run on the
+    /// lock's connection instead of the pool.
+    lock_connection: Option<startup_lock::LockConnection>,
 }
 
 impl Db {
@@ -118,14 +126,16 @@ impl Db {
             Target::Sqlite(path) => Some(path.clone()),
             Target::Postgres(_) => None,
         };
-        let pool = pool::build(target).map_err(|e| {
+        let pool = pool::build(target.clone()).map_err(|e| {
             DbError::Unavailable(anyhow::Error::new(e).context("connecting to the database"))
         })?;
         Ok(Db {
             pool,
+            target,
             backend,
             sqlite_path,
             probe: None,
+            lock_connection: None,
         })
     }
 
@@ -160,9 +170,31 @@ impl Db {
         self.backend
     }
 
-    /// Applies pending migrations; returns the versions applied.
+    /// Applies pending migrations under the start-up lock, so processes
+    /// starting together do not race; returns the versions applied.
     pub async fn run_migrations(&self) -> Result<Vec<String>, DbError> {
-        self.run(migrations::run_pending).await
+        let lock = self.startup_lock().await?;
+        // On an error the lock is dropped: its connection closes.
+        let applied = lock.run(migrations::run_pending).await?;
+        lock.release().await?;
+        Ok(applied)
+    }
+
+    /// Waits (at most `STARTUP_LOCK_WAIT`) until no other process holds the
+    /// start-up lock, then holds it: for work that must not run in two
+    /// starting processes at once (migrations, creating the first admin).
+    /// Query through the returned lock, then `release` it. Through a handle
+    /// that already holds the lock, returns at once.
+    pub async fn startup_lock(&self) -> Result<StartupLock, DbError> {
+        self.startup_lock_within(STARTUP_LOCK_WAIT).await
+    }
+
+    /// As `startup_lock`, giving up after `max_wait`.
+    pub async fn startup_lock_within(
+        &self,
+        max_wait: std::time::Duration,
+    ) -> Result<StartupLock, DbError> {
+        StartupLock::acquire(self, max_wait).await
     }
 
     /// Checks a connection can be had and answers.
@@ -246,14 +278,19 @@ impl Db {
     }
 
     /// Runs blocking diesel work on tokio's blocking pool with a pooled
-    /// connection, so queries never stall the async workers.
+    /// connection (or the start-up lock's), so queries never stall the async
+    /// workers.
     async fn run<T, F>(&self, work: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let lock_connection = self.lock_connection.clone();
         tokio::task::spawn_blocking(move || {
+            if let Some(conn) = &lock_connection {
+                return startup_lock::with_connection(conn, work);
+            }
             let mut conn = pool
                 .get()
                 .map_err(|e| DbError::Unavailable(anyhow::Error::new(e)))?;

@@ -153,15 +153,30 @@ pub fn build(target: Target) -> Result<Pool, r2d2::PoolError> {
         Target::Postgres(_) => POSTGRES_POOL_SIZE,
         Target::Sqlite(_) => SQLITE_POOL_SIZE,
     };
-    let target = match target {
-        Target::Postgres(url) => Target::Postgres(with_connect_timeout(url)),
-        sqlite => sqlite,
-    };
     r2d2::Pool::builder()
         .max_size(size)
         .connection_timeout(CONNECTION_TIMEOUT)
         .connection_customizer(Box::new(SqlitePragmas))
-        .build(DbConnectionManager { target })
+        .build(DbConnectionManager::new(target))
+}
+
+/// A connection outside the pool, set up as pooled ones are: for the
+/// start-up lock, whose connection must never go back to the pool still
+/// holding it.
+pub fn connect_alone(target: &Target) -> Result<DbConnection, r2d2::Error> {
+    let mut conn = DbConnectionManager::new(target.clone()).connect()?;
+    SqlitePragmas.on_acquire(&mut conn)?;
+    Ok(conn)
+}
+
+impl DbConnectionManager {
+    fn new(target: Target) -> Self {
+        let target = match target {
+            Target::Postgres(url) => Target::Postgres(with_connect_timeout(url)),
+            sqlite => sqlite,
+        };
+        DbConnectionManager { target }
+    }
 }
 
 /// libpq waits for the OS TCP timeout (minutes) on a silent host; bound each

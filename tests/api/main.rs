@@ -17,6 +17,8 @@ mod lifecycle;
 mod revocation;
 mod session_api;
 mod session_store;
+mod start_together;
+mod startup_lock;
 mod throttle;
 mod user_store;
 mod web;
