@@ -109,6 +109,9 @@ pub struct EventBus {
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a publisher waits for other instances to acknowledge.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(3);
+/// Pause before the one retry of a failed publish (the connection manager
+/// reconnects meanwhile).
+const PUBLISH_RETRY_AFTER: Duration = Duration::from_millis(100);
 
 impl EventBus {
     /// A bus for a single process (in-process session store).
@@ -203,7 +206,11 @@ impl EventBus {
         }
     }
 
-    /// Publishes on Redis; returns how many subscribers received it.
+    /// Publishes on Redis; returns how many subscribers received it. A
+    /// failed publish is tried once more after [`PUBLISH_RETRY_AFTER`]: the
+    /// first command after a Redis restart fails on the dead connection
+    /// while the connection manager opens a fresh one, and an event lost
+    /// there would leave other instances with stale permissions.
     async fn send(&self, event: &Event, ack: Option<&str>) -> Result<usize, BusError> {
         let Some(link) = &self.inner.redis else {
             return Ok(0);
@@ -218,7 +225,17 @@ impl EventBus {
         })
         .map_err(|e| BusError(e.into()))?;
         let mut conn = link.conn.clone();
-        Ok(conn.publish(link.channel(), payload).await?)
+        match conn.publish(link.channel(), &payload).await {
+            Ok(receivers) => Ok(receivers),
+            Err(first) => {
+                log::warn!(
+                    "event=bus_publish_retry kind={} error={first}",
+                    event.kind()
+                );
+                tokio::time::sleep(PUBLISH_RETRY_AFTER).await;
+                Ok(conn.publish(link.channel(), &payload).await?)
+            }
+        }
     }
 
     /// Starts the task that applies other instances' events here. It

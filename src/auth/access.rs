@@ -76,6 +76,13 @@ pub struct UserJson {
     pub permissions: Vec<String>,
 }
 
+/// How often cached access is compared with the user store; with the time
+/// one comparison takes, the most a permission change can lag on an
+/// instance that missed its announcement.
+pub const RECHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// Users read per query by [`AccessCache::recheck`].
+const RECHECK_BATCH: usize = 500;
+
 pub struct AccessCache {
     db: Db,
     entries: RwLock<HashMap<Uuid, Arc<UserAccess>>>,
@@ -125,6 +132,44 @@ impl AccessCache {
         if self.db.changed_elsewhere_exact() {
             self.invalidate_all();
         }
+    }
+
+    /// Compares what is cached (and the users in `also`, e.g. those with open
+    /// sockets) with the user store, and forgets every entry that differs.
+    /// Returns the users whose access changed or who are gone, so their
+    /// sockets can re-read. This bounds how stale a cached permission set can
+    /// get when an announcement is lost ([`crate::ws::live`] runs it every
+    /// [`RECHECK_EVERY`]). If the store does not answer, everything cached is
+    /// forgotten: nothing is trusted past the bound.
+    pub async fn recheck(&self, also: &[Uuid]) -> Result<Vec<Uuid>, DbError> {
+        let cached: HashMap<Uuid, Arc<UserAccess>> = self.read().clone();
+        let mut ids: Vec<Uuid> = cached.keys().chain(also).copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut current = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(RECHECK_BATCH) {
+            match self.db.find_users(chunk).await {
+                Ok(records) => current.extend(records.into_iter().map(|r| (r.id, r))),
+                Err(e) => {
+                    self.invalidate_all();
+                    return Err(e);
+                }
+            }
+        }
+        let mut changed = Vec::new();
+        for id in ids {
+            let now = current.remove(&id).map(UserAccess::from);
+            match (cached.get(&id), now) {
+                (Some(was), Some(now)) if **was == now => {}
+                (Some(_), _) => {
+                    self.invalidate(id);
+                    changed.push(id);
+                }
+                // Not cached: whoever holds it re-reads (and caches) it.
+                (None, _) => changed.push(id),
+            }
+        }
+        Ok(changed)
     }
 
     pub fn invalidate(&self, id: Uuid) {

@@ -237,6 +237,11 @@ impl Hub {
             .collect()
     }
 
+    /// Users with at least one open socket on this instance.
+    pub fn user_ids(&self) -> Vec<Uuid> {
+        self.lock().by_user.keys().copied().collect()
+    }
+
     /// Sessions with at least one open socket on this instance.
     pub fn session_ids(&self) -> Vec<String> {
         self.lock().by_sid.keys().cloned().collect()

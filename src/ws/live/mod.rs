@@ -5,11 +5,13 @@
 //! Sources (all end in [`sink`]): the event bus (this instance's own changes
 //! and, over Redis, every other instance's), the Redis session store's
 //! keyspace listener (a session key deleted or expired inside Redis), the
-//! user-store watch (SQLite changed by another process, without Redis), and
-//! the sweep (re-checks every open socket's session on a timer and after a
-//! gap). The hub then wakes exactly the sockets concerned; each socket's
+//! user-store watch (SQLite changed by another process, without Redis), the
+//! sweep (re-checks every open socket's session on a timer and after a gap),
+//! and the access recheck (compares cached permissions with the user store
+//! every few seconds, in case an announcement was lost). The hub then wakes exactly the sockets concerned; each socket's
 //! task (`ws::connection`) sends `session.revoked` and closes.
 
+mod access_recheck;
 mod census;
 mod sweep;
 mod user_store_watch;
@@ -44,6 +46,7 @@ pub async fn start(
     sessions.bus.start_subscriber(LISTENER_START_WAIT).await;
     sessions.start_keyspace_listener().await;
     census::spawn(sessions.clone(), hub.clone());
+    access_recheck::spawn(access.clone(), hub.clone());
     if db.watches_other_processes() {
         user_store_watch::spawn(access, hub);
     }
