@@ -13,4 +13,5 @@ pub mod health;
 pub mod messages;
 pub mod sessions;
 pub mod startup;
+pub mod web_app;
 pub mod ws;
