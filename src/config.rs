@@ -522,6 +522,42 @@ mod tests {
     }
 
     #[test]
+    fn parsed_values_are_kept() {
+        let c = config(&[
+            ("TETHER_ADMIN_USERNAME", "ops.lead"),
+            ("TETHER_ADMIN_PASSWORD", "long-enough-pw"),
+            ("DATABASE_URL", "postgres://u:p@db/tether"),
+        ])
+        .unwrap();
+        assert_eq!(c.admin_username, Username::parse("ops.lead").unwrap());
+        assert_eq!(c.admin_password.unwrap().expose(), "long-enough-pw");
+        assert_eq!(c.database_backend, Backend::Postgres);
+
+        let c = config(&[]).unwrap();
+        assert_eq!(c.admin_username, Username::parse("admin").unwrap());
+        assert!(c.admin_password.is_none());
+        assert_eq!(c.database_backend, Backend::Sqlite);
+        let err = config(&[("TETHER_ADMIN_USERNAME", "no spaces")]).unwrap_err();
+        assert_eq!(err.var, "TETHER_ADMIN_USERNAME");
+    }
+
+    #[test]
+    fn the_web_dir_is_the_embedded_app_unless_a_folder_is_named() {
+        assert_eq!(config(&[]).unwrap().web_dir, None);
+        let here = env!("CARGO_MANIFEST_DIR");
+        let dir = format!("{here}/web");
+        assert_eq!(
+            config(&[("TETHER_WEB_DIR", &dir)]).unwrap().web_dir,
+            Some(PathBuf::from(&dir))
+        );
+        for not_a_folder in [format!("{here}/Cargo.toml"), format!("{here}/no-such-dir")] {
+            let err = config(&[("TETHER_WEB_DIR", &not_a_folder)]).expect_err(&not_a_folder);
+            assert_eq!(err.var, "TETHER_WEB_DIR");
+            assert!(err.to_string().contains("is not a folder"), "{err}");
+        }
+    }
+
+    #[test]
     fn debug_output_never_shows_secrets() {
         let key = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
         let c = config(&[
