@@ -400,14 +400,10 @@ fn web_dir(get: &impl Fn(&str) -> Option<String>) -> Result<Option<PathBuf>, Con
     let Some(v) = get("TETHER_WEB_DIR") else {
         return Ok(None);
     };
-    let dir = PathBuf::from(v);
-    if !dir.is_dir() {
-        return Err(invalid(
-            "TETHER_WEB_DIR",
-            format!("{:?} is not a folder", dir.display().to_string()),
-        ));
+    if !std::path::Path::new(&v).is_dir() {
+        return Err(invalid("TETHER_WEB_DIR", format!("{v:?} is not a folder")));
     }
-    Ok(Some(dir))
+    Ok(Some(PathBuf::from(v)))
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
