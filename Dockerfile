@@ -17,8 +17,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin tether \
-    && install -m 0755 target/release/tether /usr/local/bin/tether \
-    && mkdir -p web
+    && install -m 0755 target/release/tether /usr/local/bin/tether
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
@@ -27,12 +26,11 @@ RUN apt-get update \
     && useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin/nologin tether \
     && mkdir -p /data \
     && chown tether:tether /data
+# The browser app (web/) is built into the binary: nothing else to copy.
 COPY --from=builder /usr/local/bin/tether /usr/local/bin/tether
-COPY --from=builder /src/web /app/web
 # Listen on all interfaces inside the container (which also makes the cookie
 # Secure by default; set TETHER_COOKIE_SECURE=false only for plain-HTTP testing).
 ENV TETHER_BIND=0.0.0.0:8080 \
-    TETHER_WEB_DIR=/app/web \
     RUST_LOG=info
 USER tether
 # The relative default sqlite://tether.db lands here.

@@ -68,7 +68,7 @@ start_tether() { # LABEL PORT DB [REDIS_URL]
         exec env TETHER_BIND="127.0.0.1:$port" DATABASE_URL="sqlite://$WORK/$db" \
             ${redis:+REDIS_URL="$redis"} TETHER_REDIS_PREFIX="$PREFIX" \
             TETHER_SESSION_KEY="$SESSION_KEY" TETHER_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
-            TETHER_LOGIN_MAX_FAILURES=1000 TETHER_WEB_DIR="$WORK/no-web" RUST_LOG=warn \
+            TETHER_LOGIN_MAX_FAILURES=1000 RUST_LOG=warn \
             "$BIN/tether" serve
     ) >"$WORK/$label.log" 2>&1 &
     PIDS+=($!)

@@ -3,10 +3,15 @@
 //! Nothing else in the crate reads environment variables: the binary builds a
 //! `Config` here and passes it down, and the tests build one directly.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
+
+use crate::{
+    db::Backend,
+    domain::{Password, Username},
+};
 
 /// A configuration value that could not be used; names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +36,8 @@ pub struct Config {
     /// User store (`DATABASE_URL`): `postgres://…` or `sqlite://path`.
     /// Secret because it may hold a password.
     pub database_url: SecretString,
+    /// Which database `database_url` points at, read from its scheme.
+    pub database_backend: Backend,
     /// Session store (`REDIS_URL`); `None` = in-process store.
     pub redis_url: Option<SecretString>,
     /// Prefix of every Redis key and channel (`TETHER_REDIS_PREFIX`).
@@ -69,11 +76,13 @@ pub struct Config {
     /// A socket silent this long is closed (`TETHER_WS_CLIENT_TIMEOUT_SECS`).
     pub ws_client_timeout: Duration,
     /// Name of the admin created when the user store is empty (`TETHER_ADMIN_USERNAME`).
-    pub admin_username: String,
-    /// Its password (`TETHER_ADMIN_PASSWORD`); `None` = random, printed once.
-    pub admin_password: Option<SecretString>,
-    /// Folder of the browser app served at `/` (`TETHER_WEB_DIR`).
-    pub web_dir: std::path::PathBuf,
+    pub admin_username: Username,
+    /// Its password (`TETHER_ADMIN_PASSWORD`), checked as a new password;
+    /// `None` = random, printed once. `Debug` shows `[REDACTED]`.
+    pub admin_password: Option<Password>,
+    /// Folder the browser app is served from (`TETHER_WEB_DIR`, checked to be
+    /// a folder); `None` = the copy embedded in the binary (`web_app`).
+    pub web_dir: Option<PathBuf>,
     /// How many argon2id hashes may run at once (`TETHER_MAX_CONCURRENT_HASHES`);
     /// default: the number of CPUs. Bounds the CPU sign-ins can take.
     pub max_concurrent_hashes: usize,
@@ -121,151 +130,40 @@ impl Config {
     }
 
     /// Builds a config from any key→value lookup (the environment in
-    /// production, a map in tests).
+    /// production, a map in tests). Each concern is read by a function of its
+    /// own below; the values they parse are kept, not parsed again later.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
 
-        let bind: SocketAddr = match get("TETHER_BIND") {
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| invalid("TETHER_BIND", format!("{v:?} is not HOST:PORT")))?,
-            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
-        };
-        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
-        crate::db::Backend::from_url(&database_url)
-            .map_err(|reason| invalid("DATABASE_URL", reason))?;
-        let redis_url = match get("REDIS_URL") {
-            Some(v) if v.starts_with("redis://") || v.starts_with("rediss://") => {
-                Some(SecretString::from(v))
-            }
-            Some(_) => {
-                return Err(invalid(
-                    "REDIS_URL",
-                    "must start with redis:// or rediss://",
-                ))
-            }
-            None => None,
-        };
-        let redis_prefix = get("TETHER_REDIS_PREFIX").unwrap_or_else(|| "tether:".into());
-        if redis_prefix.chars().any(|c| c.is_whitespace() || c == '*') {
-            return Err(invalid(
-                "TETHER_REDIS_PREFIX",
-                "must not contain whitespace or '*'",
-            ));
-        }
-        let session_key = match get("TETHER_SESSION_KEY") {
-            Some(v) => {
-                // `openssl rand -base64 64` wraps its output; line breaks are not key material.
-                let v: String = v.split_whitespace().collect();
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(&v)
-                    .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(&v))
-                    .map_err(|_| invalid("TETHER_SESSION_KEY", "is not valid base64"))?;
-                Some(CookieKey::from_bytes(bytes).map_err(|r| invalid("TETHER_SESSION_KEY", r))?)
-            }
-            None => None,
-        };
-        let allowed_origins = get("TETHER_ALLOWED_ORIGINS").map(|v| {
-            v.split(',')
-                .map(|o| o.trim().trim_end_matches('/').to_owned())
-                .filter(|o| !o.is_empty())
-                .collect::<Vec<_>>()
-        });
-        if let Some(origins) = &allowed_origins {
-            if let Some(bad) = origins
-                .iter()
-                .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
-            {
-                return Err(invalid(
-                    "TETHER_ALLOWED_ORIGINS",
-                    format!("{bad:?} is not an http(s) origin"),
-                ));
-            }
-        }
-        let session_idle = secs(&get, "TETHER_SESSION_IDLE_SECS", 1800)?;
-        let session_absolute = secs(&get, "TETHER_SESSION_ABSOLUTE_SECS", 28800)?;
-        if session_absolute < session_idle {
-            return Err(invalid(
-                "TETHER_SESSION_ABSOLUTE_SECS",
-                "must not be shorter than TETHER_SESSION_IDLE_SECS",
-            ));
-        }
-        let cookie_secure = match get("TETHER_COOKIE_SECURE") {
-            Some(v) => parse_bool(&v).ok_or_else(|| {
-                invalid("TETHER_COOKIE_SECURE", format!("{v:?} is not true/false"))
-            })?,
-            None => !bind.ip().is_loopback(),
-        };
-        let ws_max_message_bytes =
-            number(&get, "TETHER_WS_MAX_MESSAGE_BYTES", 65536, 128, 16 << 20)?;
-        let trusted_proxies = match get("TETHER_TRUSTED_PROXIES") {
-            Some(v) => v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    s.parse::<ipnet::IpNet>()
-                        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                        .map_err(|_| {
-                            invalid(
-                                "TETHER_TRUSTED_PROXIES",
-                                format!("{s:?} is not an IP or CIDR"),
-                            )
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            None => Vec::new(),
-        };
-        let sweep_interval = secs(&get, "TETHER_SWEEP_SECS", 10)?;
-        let login_max_failures = number(&get, "TETHER_LOGIN_MAX_FAILURES", 5, 1, 1000)? as u32;
-        let login_lockout = secs(&get, "TETHER_LOGIN_LOCKOUT_SECS", 900)?;
-        let session_expiring_notice = secs(&get, "TETHER_SESSION_EXPIRING_NOTICE_SECS", 60)?;
-        let ws_heartbeat = secs(&get, "TETHER_WS_HEARTBEAT_SECS", 15)?;
-        let ws_client_timeout = secs(&get, "TETHER_WS_CLIENT_TIMEOUT_SECS", 45)?;
-        if ws_client_timeout <= ws_heartbeat {
-            return Err(invalid(
-                "TETHER_WS_CLIENT_TIMEOUT_SECS",
-                "must be longer than TETHER_WS_HEARTBEAT_SECS",
-            ));
-        }
-        let admin_username = get("TETHER_ADMIN_USERNAME").unwrap_or_else(|| "admin".into());
-        crate::domain::Username::parse(&admin_username)
-            .map_err(|e| invalid("TETHER_ADMIN_USERNAME", e.0))?;
-        let admin_password = match get("TETHER_ADMIN_PASSWORD") {
-            Some(v) => {
-                crate::domain::Password::parse_new(v.clone())
-                    .map_err(|e| invalid("TETHER_ADMIN_PASSWORD", e.0))?;
-                Some(SecretString::from(v))
-            }
-            None => None,
-        };
-        let web_dir = get("TETHER_WEB_DIR").unwrap_or_else(|| "web".into()).into();
-        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let max_concurrent_hashes = number(&get, "TETHER_MAX_CONCURRENT_HASHES", cpus, 1, 1024)?;
-
+        let network = network(&get)?;
+        let stores = stores(&get)?;
+        let sessions = sessions(&get, &network.bind)?;
+        let sockets = sockets(&get)?;
+        let sign_in = sign_in(&get)?;
+        let admin = bootstrap_admin(&get)?;
         Ok(Config {
-            bind,
-            database_url: SecretString::from(database_url),
-            redis_url,
-            redis_prefix,
-            session_key,
-            allowed_origins,
-            session_idle,
-            session_absolute,
-            cookie_secure,
-            ws_max_message_bytes,
-            trusted_proxies,
-            sweep_interval,
-            login_max_failures,
-            login_lockout,
-            session_expiring_notice,
-            ws_heartbeat,
-            ws_client_timeout,
-            admin_username,
-            admin_password,
-            web_dir,
-            max_concurrent_hashes,
+            bind: network.bind,
+            allowed_origins: network.allowed_origins,
+            trusted_proxies: network.trusted_proxies,
+            database_url: stores.database_url,
+            database_backend: stores.database_backend,
+            redis_url: stores.redis_url,
+            redis_prefix: stores.redis_prefix,
+            session_key: sessions.session_key,
+            session_idle: sessions.session_idle,
+            session_absolute: sessions.session_absolute,
+            cookie_secure: sessions.cookie_secure,
+            sweep_interval: sessions.sweep_interval,
+            session_expiring_notice: sessions.session_expiring_notice,
+            ws_max_message_bytes: sockets.ws_max_message_bytes,
+            ws_heartbeat: sockets.ws_heartbeat,
+            ws_client_timeout: sockets.ws_client_timeout,
+            login_max_failures: sign_in.login_max_failures,
+            login_lockout: sign_in.login_lockout,
+            max_concurrent_hashes: sign_in.max_concurrent_hashes,
+            admin_username: admin.admin_username,
+            admin_password: admin.admin_password,
+            web_dir: web_dir(&get)?,
         })
     }
 
@@ -283,6 +181,229 @@ impl Config {
     pub fn database_url(&self) -> &str {
         self.database_url.expose_secret()
     }
+}
+
+/// Where the server listens and whom it believes about the client.
+struct Network {
+    bind: SocketAddr,
+    allowed_origins: Option<Vec<String>>,
+    trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+fn network(get: &impl Fn(&str) -> Option<String>) -> Result<Network, ConfigError> {
+    let bind = match get("TETHER_BIND") {
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| invalid("TETHER_BIND", format!("{v:?} is not HOST:PORT")))?,
+        None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+    };
+    Ok(Network {
+        bind,
+        allowed_origins: get("TETHER_ALLOWED_ORIGINS")
+            .map(|v| allowed_origins(&v))
+            .transpose()?,
+        trusted_proxies: match get("TETHER_TRUSTED_PROXIES") {
+            Some(v) => trusted_proxies(&v)?,
+            None => Vec::new(),
+        },
+    })
+}
+
+fn allowed_origins(v: &str) -> Result<Vec<String>, ConfigError> {
+    let origins: Vec<String> = v
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if let Some(bad) = origins
+        .iter()
+        .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
+    {
+        return Err(invalid(
+            "TETHER_ALLOWED_ORIGINS",
+            format!("{bad:?} is not an http(s) origin"),
+        ));
+    }
+    Ok(origins)
+}
+
+fn trusted_proxies(v: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    invalid(
+                        "TETHER_TRUSTED_PROXIES",
+                        format!("{s:?} is not an IP or CIDR"),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// The user store and the session store.
+struct Stores {
+    database_url: SecretString,
+    database_backend: Backend,
+    redis_url: Option<SecretString>,
+    redis_prefix: String,
+}
+
+fn stores(get: &impl Fn(&str) -> Option<String>) -> Result<Stores, ConfigError> {
+    let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+    let database_backend =
+        Backend::from_url(&database_url).map_err(|reason| invalid("DATABASE_URL", reason))?;
+    let redis_url = match get("REDIS_URL") {
+        Some(v) if v.starts_with("redis://") || v.starts_with("rediss://") => {
+            Some(SecretString::from(v))
+        }
+        Some(_) => {
+            return Err(invalid(
+                "REDIS_URL",
+                "must start with redis:// or rediss://",
+            ))
+        }
+        None => None,
+    };
+    let redis_prefix = get("TETHER_REDIS_PREFIX").unwrap_or_else(|| "tether:".into());
+    if redis_prefix.chars().any(|c| c.is_whitespace() || c == '*') {
+        return Err(invalid(
+            "TETHER_REDIS_PREFIX",
+            "must not contain whitespace or '*'",
+        ));
+    }
+    Ok(Stores {
+        database_url: SecretString::from(database_url),
+        database_backend,
+        redis_url,
+        redis_prefix,
+    })
+}
+
+/// The session cookie and the session's deadlines.
+struct SessionSettings {
+    session_key: Option<CookieKey>,
+    session_idle: Duration,
+    session_absolute: Duration,
+    cookie_secure: bool,
+    sweep_interval: Duration,
+    session_expiring_notice: Duration,
+}
+
+fn sessions(
+    get: &impl Fn(&str) -> Option<String>,
+    bind: &SocketAddr,
+) -> Result<SessionSettings, ConfigError> {
+    let session_key = get("TETHER_SESSION_KEY")
+        .map(|v| cookie_key(&v))
+        .transpose()?;
+    let session_idle = secs(get, "TETHER_SESSION_IDLE_SECS", 1800)?;
+    let session_absolute = secs(get, "TETHER_SESSION_ABSOLUTE_SECS", 28800)?;
+    if session_absolute < session_idle {
+        return Err(invalid(
+            "TETHER_SESSION_ABSOLUTE_SECS",
+            "must not be shorter than TETHER_SESSION_IDLE_SECS",
+        ));
+    }
+    let cookie_secure = match get("TETHER_COOKIE_SECURE") {
+        Some(v) => parse_bool(&v)
+            .ok_or_else(|| invalid("TETHER_COOKIE_SECURE", format!("{v:?} is not true/false")))?,
+        None => !bind.ip().is_loopback(),
+    };
+    Ok(SessionSettings {
+        session_key,
+        session_idle,
+        session_absolute,
+        cookie_secure,
+        sweep_interval: secs(get, "TETHER_SWEEP_SECS", 10)?,
+        session_expiring_notice: secs(get, "TETHER_SESSION_EXPIRING_NOTICE_SECS", 60)?,
+    })
+}
+
+fn cookie_key(v: &str) -> Result<CookieKey, ConfigError> {
+    // `openssl rand -base64 64` wraps its output; line breaks are not key material.
+    let v: String = v.split_whitespace().collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&v)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(&v))
+        .map_err(|_| invalid("TETHER_SESSION_KEY", "is not valid base64"))?;
+    CookieKey::from_bytes(bytes).map_err(|r| invalid("TETHER_SESSION_KEY", r))
+}
+
+/// The WebSocket's limits and heartbeat.
+struct Sockets {
+    ws_max_message_bytes: usize,
+    ws_heartbeat: Duration,
+    ws_client_timeout: Duration,
+}
+
+fn sockets(get: &impl Fn(&str) -> Option<String>) -> Result<Sockets, ConfigError> {
+    let ws_max_message_bytes = number(get, "TETHER_WS_MAX_MESSAGE_BYTES", 65536, 128, 16 << 20)?;
+    let ws_heartbeat = secs(get, "TETHER_WS_HEARTBEAT_SECS", 15)?;
+    let ws_client_timeout = secs(get, "TETHER_WS_CLIENT_TIMEOUT_SECS", 45)?;
+    if ws_client_timeout <= ws_heartbeat {
+        return Err(invalid(
+            "TETHER_WS_CLIENT_TIMEOUT_SECS",
+            "must be longer than TETHER_WS_HEARTBEAT_SECS",
+        ));
+    }
+    Ok(Sockets {
+        ws_max_message_bytes,
+        ws_heartbeat,
+        ws_client_timeout,
+    })
+}
+
+/// What sign-in may cost: failures before lockout, hashes at once.
+struct SignIn {
+    login_max_failures: u32,
+    login_lockout: Duration,
+    max_concurrent_hashes: usize,
+}
+
+fn sign_in(get: &impl Fn(&str) -> Option<String>) -> Result<SignIn, ConfigError> {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    Ok(SignIn {
+        login_max_failures: number(get, "TETHER_LOGIN_MAX_FAILURES", 5, 1, 1000)? as u32,
+        login_lockout: secs(get, "TETHER_LOGIN_LOCKOUT_SECS", 900)?,
+        max_concurrent_hashes: number(get, "TETHER_MAX_CONCURRENT_HASHES", cpus, 1, 1024)?,
+    })
+}
+
+/// The admin created when the user store is empty.
+struct BootstrapAdmin {
+    admin_username: Username,
+    admin_password: Option<Password>,
+}
+
+fn bootstrap_admin(get: &impl Fn(&str) -> Option<String>) -> Result<BootstrapAdmin, ConfigError> {
+    let username = get("TETHER_ADMIN_USERNAME").unwrap_or_else(|| "admin".into());
+    let admin_username =
+        Username::parse(&username).map_err(|e| invalid("TETHER_ADMIN_USERNAME", e.0))?;
+    let admin_password = get("TETHER_ADMIN_PASSWORD")
+        .map(|v| Password::parse_new(v).map_err(|e| invalid("TETHER_ADMIN_PASSWORD", e.0)))
+        .transpose()?;
+    Ok(BootstrapAdmin {
+        admin_username,
+        admin_password,
+    })
+}
+
+/// `TETHER_WEB_DIR`: a folder to serve the browser app from instead of the
+/// copy built in. A path that is not a folder is refused, never served as
+/// nothing.
+fn web_dir(get: &impl Fn(&str) -> Option<String>) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(v) = get("TETHER_WEB_DIR") else {
+        return Ok(None);
+    };
+    if !std::path::Path::new(&v).is_dir() {
+        return Err(invalid("TETHER_WEB_DIR", format!("{v:?} is not a folder")));
+    }
+    Ok(Some(PathBuf::from(v)))
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -394,6 +515,42 @@ mod tests {
             .unwrap()
             .session_key
             .is_some());
+    }
+
+    #[test]
+    fn parsed_values_are_kept() {
+        let c = config(&[
+            ("TETHER_ADMIN_USERNAME", "ops.lead"),
+            ("TETHER_ADMIN_PASSWORD", "long-enough-pw"),
+            ("DATABASE_URL", "postgres://u:p@db/tether"),
+        ])
+        .unwrap();
+        assert_eq!(c.admin_username, Username::parse("ops.lead").unwrap());
+        assert_eq!(c.admin_password.unwrap().expose(), "long-enough-pw");
+        assert_eq!(c.database_backend, Backend::Postgres);
+
+        let c = config(&[]).unwrap();
+        assert_eq!(c.admin_username, Username::parse("admin").unwrap());
+        assert!(c.admin_password.is_none());
+        assert_eq!(c.database_backend, Backend::Sqlite);
+        let err = config(&[("TETHER_ADMIN_USERNAME", "no spaces")]).unwrap_err();
+        assert_eq!(err.var, "TETHER_ADMIN_USERNAME");
+    }
+
+    #[test]
+    fn the_web_dir_is_the_embedded_app_unless_a_folder_is_named() {
+        assert_eq!(config(&[]).unwrap().web_dir, None);
+        let here = env!("CARGO_MANIFEST_DIR");
+        let dir = format!("{here}/web");
+        assert_eq!(
+            config(&[("TETHER_WEB_DIR", &dir)]).unwrap().web_dir,
+            Some(PathBuf::from(&dir))
+        );
+        for not_a_folder in [format!("{here}/Cargo.toml"), format!("{here}/no-such-dir")] {
+            let err = config(&[("TETHER_WEB_DIR", &not_a_folder)]).expect_err(&not_a_folder);
+            assert_eq!(err.var, "TETHER_WEB_DIR");
+            assert!(err.to_string().contains("is not a folder"), "{err}");
+        }
     }
 
     #[test]

@@ -21,4 +21,5 @@ pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod time;
+pub mod web_app;
 pub mod ws;

@@ -176,11 +176,10 @@ fn http_server(
 ) -> anyhow::Result<Server> {
     let config = state.config.clone();
     let shared_sessions = state.sessions.clone();
-    let web_dir = config.web_dir.is_dir().then(|| config.web_dir.clone());
-    if web_dir.is_none() {
-        log::warn!(
-            "event=no_web_dir path={} note=\"TETHER_WEB_DIR is not a folder; / serves nothing\"",
-            config.web_dir.display()
+    if let Some(dir) = &config.web_dir {
+        log::info!(
+            "event=web_dir path={} note=\"the browser app is served from this folder (TETHER_WEB_DIR), not the copy built in\"",
+            dir.display()
         );
     }
     let server = HttpServer::new(move || {
@@ -242,14 +241,15 @@ fn http_server(
             .configure(admin::configure)
             .configure(demo_messages::configure)
             .configure(ws::route::configure);
-        // The browser app: static files, registered last so the API wins.
-        match &web_dir {
+        // The browser app, registered last so the API wins: the copy embedded
+        // at build time, or the folder TETHER_WEB_DIR names (live edits).
+        match &config.web_dir {
             Some(dir) => app.service(
                 actix_files::Files::new("/", dir)
                     .index_file("index.html")
                     .default_handler(web::route().to(not_found)),
             ),
-            None => app.default_service(web::route().to(not_found)),
+            None => app.default_service(web::to(crate::web_app::serve)),
         }
     })
     .shutdown_timeout(5)

@@ -205,23 +205,28 @@ async fn announce_change(sessions: &Sessions, user_id: Uuid) -> Result<(), UserE
 /// Under the start-up lock: of instances starting together, one creates it.
 pub async fn bootstrap_admin(db: &Db, config: &crate::config::Config) -> Result<(), UserError> {
     use rand::distr::{Alphanumeric, SampleString};
-    use secrecy::ExposeSecret as _;
 
     let lock = db.startup_lock().await?;
     let db: &Db = &lock;
     if db.count_users().await? > 0 {
         return Ok(lock.release().await?);
     }
-    let username = Username::parse(&config.admin_username).map_err(|e| anyhow::anyhow!(e))?;
-    let (raw, generated) = match &config.admin_password {
-        Some(p) => (p.expose_secret().to_owned(), false),
-        None => (Alphanumeric.sample_string(&mut rand::rng(), 24), true),
+    let username = &config.admin_username;
+    let (password, generated) = match &config.admin_password {
+        Some(p) => (p.clone(), false),
+        None => {
+            let raw = Alphanumeric.sample_string(&mut rand::rng(), 24);
+            (
+                Password::parse_new(raw).map_err(|e| anyhow::anyhow!(e))?,
+                true,
+            )
+        }
     };
-    let password = Password::parse_new(raw.clone()).map_err(|e| anyhow::anyhow!(e))?;
     let admin = RoleName::parse("admin").map_err(|e| anyhow::anyhow!(e))?;
-    match add_user(db, &username, password, &[admin]).await {
+    match add_user(db, username, password.clone(), &[admin]).await {
         Ok(_) if generated => log::warn!(
-            "event=admin_created username={username} password={raw} note=\"generated; shown only this once; set TETHER_ADMIN_PASSWORD or change it\""
+            "event=admin_created username={username} password={} note=\"generated; shown only this once; set TETHER_ADMIN_PASSWORD or change it\"",
+            password.expose()
         ),
         Ok(_) => log::info!("event=admin_created username={username}"),
         // Created meanwhile by a process that takes no start-up lock

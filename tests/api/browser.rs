@@ -182,10 +182,9 @@ async fn run_browser_script(
 ) {
     let _one_at_a_time = ONE_BROWSER_AT_A_TIME.lock().await;
     let firefox = script == "firefox.mjs";
-    let web = root().join("web");
-    let web = web.to_str().expect("the checkout path is UTF-8");
-    let Some(app) = spawn_app_with(test, Stack::SqliteRedis, &[("TETHER_WEB_DIR", web)]).await
-    else {
+    // No TETHER_WEB_DIR: the browsers get the app embedded in the binary,
+    // as users do.
+    let Some(app) = spawn_app_with(test, Stack::SqliteRedis, &[]).await else {
         return;
     };
     let alice = app.create_user("alice", &["user"]).await;
