@@ -169,6 +169,14 @@ impl TestApp {
 
     /// Signs in and returns a client carrying the session cookie.
     pub async fn login(&self, username: &str, password: &str) -> Browser {
+        match self.try_login(username, password).await {
+            Ok(browser) => browser,
+            Err(status) => panic!("login as {username} failed: {status}"),
+        }
+    }
+
+    /// `POST /api/auth/login`: a signed-in client, or the refusal's status.
+    pub async fn try_login(&self, username: &str, password: &str) -> Result<Browser, u16> {
         let http = reqwest::Client::new();
         let res = http
             .post(self.url("/api/auth/login"))
@@ -176,11 +184,25 @@ impl TestApp {
             .send()
             .await
             .expect("login request");
-        assert_eq!(res.status(), 200, "login as {username} failed");
-        Browser {
-            http,
-            cookie: session_cookie(&res).expect("login sets the session cookie"),
+        if res.status() != 200 {
+            return Err(res.status().as_u16());
         }
+        Ok(Browser {
+            cookie: session_cookie(&res).expect("login sets the session cookie"),
+            http,
+        })
+    }
+
+    /// The id of user `name`, from the user store.
+    pub async fn user_id(&self, name: &str) -> uuid::Uuid {
+        let username = Username::parse(name).unwrap();
+        self.state
+            .db
+            .find_user_by_username(&username)
+            .await
+            .expect("user store answers")
+            .unwrap_or_else(|| panic!("no user {name}"))
+            .id
     }
 
     pub async fn login_admin(&self) -> Browser {
@@ -261,6 +283,16 @@ impl Browser {
             .send()
             .await
             .expect("GET")
+    }
+
+    pub async fn put_json(&self, url: &str, body: Value) -> reqwest::Response {
+        self.http
+            .put(url)
+            .header(COOKIE, &self.cookie)
+            .json(&body)
+            .send()
+            .await
+            .expect("PUT")
     }
 
     pub async fn post(&self, url: &str) -> reqwest::Response {
@@ -377,21 +409,29 @@ impl Socket {
     }
 
     pub async fn next(&mut self) -> Seen {
+        self.next_within(PATIENCE)
+            .await
+            .expect("the server said nothing in time")
+    }
+
+    /// The next frame or close within `limit`; `None` if nothing came.
+    pub async fn next_within(&mut self, limit: Duration) -> Option<Seen> {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let msg = tokio::time::timeout(PATIENCE, self.stream.next())
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
-                .expect("the server said nothing in time");
+                .ok()?;
             match msg {
                 Some(Ok(Message::Text(text))) => {
                     let frame = serde_json::from_str(text.as_str())
                         .unwrap_or_else(|e| panic!("undecodable frame {text}: {e}"));
-                    return Seen::Frame(frame);
+                    return Some(Seen::Frame(frame));
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    return Seen::Closed(frame.map(|f| u16::from(f.code)))
+                    return Some(Seen::Closed(frame.map(|f| u16::from(f.code))))
                 }
                 Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Seen::Closed(None),
+                Some(Err(_)) | None => return Some(Seen::Closed(None)),
             }
         }
     }

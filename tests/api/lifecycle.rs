@@ -9,7 +9,10 @@ use serde_json::Value;
 use tether::ws::protocol::{ServerEvent, ServerFrame};
 use tether::{domain::EndReason, ws::protocol::ExpiringKind};
 
-use crate::helpers::{spawn_app_with, Stack, TestApp, PATIENCE};
+use crate::{
+    helpers::{spawn_app_with, Stack, TestApp, PATIENCE},
+    test_redis::OwnRedis,
+};
 
 crate::on_every_stack!(a_session_revoked_during_500_requests_stays_deleted);
 
@@ -112,85 +115,6 @@ async fn activity_extends_the_idle_deadline_but_never_the_absolute_one() {
             401,
             "{name}"
         );
-    }
-}
-
-/// A private Redis server this test may stop.
-pub struct OwnRedis {
-    pub child: std::process::Child,
-    pub port: u16,
-}
-
-impl OwnRedis {
-    pub fn start() -> Option<OwnRedis> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        Self::start_on(port)
-    }
-
-    /// Starts (or restarts) a private Redis on `port`.
-    pub fn start_on(port: u16) -> Option<OwnRedis> {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if std::time::Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(OwnRedis { child, port })
-    }
-}
-
-impl OwnRedis {
-    /// A private Redis and an app (SQLite + Redis) on it, with `extra`
-    /// settings; `None`, reported as skipped, without `redis-server`.
-    pub async fn with_app(test: &str, extra: &[(&str, &str)]) -> Option<(OwnRedis, TestApp)> {
-        let Some(redis) = OwnRedis::start() else {
-            crate::services::service_missing(
-                test,
-                "redis-server binary",
-                "cannot start a private Redis",
-            );
-            return None;
-        };
-        let url = redis.url();
-        let mut env = vec![("REDIS_URL", url.as_str())];
-        env.extend_from_slice(extra);
-        let app = spawn_app_with(test, Stack::SqliteRedis, &env).await?;
-        Some((redis, app))
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Stops the server; `start_on(self.port)` starts a new, empty one.
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 

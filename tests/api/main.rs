@@ -14,6 +14,7 @@ mod browser;
 mod cli;
 mod cluster;
 mod lifecycle;
+mod lost_events;
 mod revocation;
 mod session_api;
 mod session_store;

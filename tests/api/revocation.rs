@@ -10,7 +10,7 @@ use tether::ws::protocol::ServerEvent;
 
 use crate::{
     helpers::{Stack, TestApp},
-    lifecycle::OwnRedis,
+    test_redis::OwnRedis,
 };
 
 crate::on_redis_stacks!(
