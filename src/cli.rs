@@ -7,11 +7,11 @@ use std::io::{IsTerminal as _, Read as _};
 use clap::{Parser, Subcommand};
 
 use crate::{
-    auth::users,
     config::Config,
     domain::EndReason,
     domain::{Password, RoleName, Username},
     startup::{open_sessions, open_user_store},
+    users,
 };
 
 #[derive(Debug, Parser)]

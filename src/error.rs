@@ -70,11 +70,6 @@ fn retry_secs(wait: std::time::Duration) -> u64 {
     wait.as_secs_f64().ceil().max(1.0) as u64
 }
 
-/// The JSON error body, for the few places that build a response by hand.
-pub fn error_json(code: &str, message: impl Into<String>) -> serde_json::Value {
-    serde_json::json!({"error": {"code": code, "message": message.into()}})
-}
-
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {

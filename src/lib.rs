@@ -21,5 +21,6 @@ pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod time;
+pub mod users;
 pub mod web_app;
 pub mod ws;

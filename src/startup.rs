@@ -81,7 +81,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let mut db = open_user_store(&config).await?;
-        auth::users::bootstrap_admin(&db, &config).await?;
+        crate::users::bootstrap_admin(&db, &config).await?;
         // Without Redis nothing announces `tether users …` run beside this
         // server; a SQLite store can tell us itself.
         if config.redis_url.is_none() {

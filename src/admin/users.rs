@@ -1,6 +1,6 @@
 //! `/api/admin/users…` (needs `admin:users`): list, create, set roles,
 //! enable/disable and set a user's password, over the service functions in
-//! `auth::users` that the CLI uses too.
+//! `crate::users` that the CLI uses too.
 //!
 //! Plain resources, not a `web::scope("/api/admin/users")`: a scope answers
 //! every path under its prefix (404 when nothing inside matches), which would
@@ -12,12 +12,13 @@ use uuid::Uuid;
 
 use super::UserIdPath;
 use crate::{
-    auth::{extractors::perm, users, Authorized},
+    auth::{extractors::perm, Authorized},
     db::UserRecord,
     domain::{ParseError, Password, PermissionSet, RoleName, Username},
     error::ApiError,
     state::AppState,
     time::rfc3339,
+    users,
 };
 
 type Admin = Authorized<perm::AdminUsers>;

@@ -10,7 +10,6 @@ pub mod password;
 pub mod password_routes;
 pub mod routes;
 pub mod throttle;
-pub mod users;
 
 pub use crate::sessions::CurrentSession;
 pub use access::{AccessCache, UserAccess, UserJson};

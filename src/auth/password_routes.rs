@@ -3,8 +3,8 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{users, CurrentUser};
-use crate::{domain::Password, error::ApiError, state::AppState};
+use super::CurrentUser;
+use crate::{domain::Password, error::ApiError, state::AppState, users};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/auth/password").route(web::put().to(change_password)));

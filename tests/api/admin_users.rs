@@ -5,6 +5,7 @@
 use reqwest::{header::COOKIE, Method, Response};
 use serde_json::{json, Value};
 use tether::domain::EndReason;
+use tether::ws::handlers;
 use tether::ws::protocol::{ErrorCode, ServerEvent};
 
 use crate::helpers::{Browser, Socket, TestApp, ADMIN_PASSWORD};
@@ -275,7 +276,7 @@ async fn set_roles_reaches_the_users_open_socket_before_the_next_message(app: Te
     let leo = app.login_new_user("leo", &["user"]).await;
     let id = user_id(&app, &leo).await;
     let mut socket = leo.socket(&app).await;
-    assert!(!socket.request("messages.admin", json!({})).await.ok);
+    assert!(!socket.ask::<handlers::messages::Admin>(json!({})).await.ok);
 
     let path = format!("/api/admin/users/{id}/roles");
     let body = json!({"roles": ["user", "messages-admin"]});
@@ -299,7 +300,7 @@ async fn set_roles_reaches_the_users_open_socket_before_the_next_message(app: Te
     let body = json!({"roles": ["user"]});
     let res = call(&app, Some(&admin), Method::PUT, &path, Some(body)).await;
     assert_eq!(res.status(), 200);
-    let reply = socket.request("messages.admin", json!({})).await;
+    let reply = socket.ask::<handlers::messages::Admin>(json!({})).await;
     assert_eq!(reply.error.unwrap().code, ErrorCode::Forbidden);
     let body = json!({"roles": ["user", "wizard"]});
     let res = call(&app, Some(&admin), Method::PUT, &path, Some(body)).await;
@@ -351,7 +352,10 @@ async fn disabling_closes_the_users_sockets_and_refuses_their_cookie_and_sign_in
         login_status(&app, "mia", "mia-password").await,
         (401, "invalid_credentials".into())
     );
-    assert!(admins.request("ping", json!({})).await.ok, "others stay up");
+    assert!(
+        admins.ask::<handlers::ping::Ping>(json!({})).await.ok,
+        "others stay up"
+    );
     // Only `disabled` is patchable.
     let path = format!("/api/admin/users/{id}");
     let body = json!({"disabled": false, "roles": ["admin"]});
@@ -370,7 +374,13 @@ async fn enabling_lets_a_disabled_user_sign_in_again(app: TestApp) {
     let body = disable(&app, &admin, &id, false).await;
     assert_eq!(body["user"]["disabled"], false);
     let ned = app.login("ned", "ned-password").await;
-    assert!(ned.socket(&app).await.request("ping", json!({})).await.ok);
+    assert!(
+        ned.socket(&app)
+            .await
+            .ask::<handlers::ping::Ping>(json!({}))
+            .await
+            .ok
+    );
 }
 
 async fn an_admin_cannot_disable_their_own_account(app: TestApp) {
@@ -420,7 +430,7 @@ async fn admin_password_change_ends_every_session_of_that_user(app: TestApp) {
     .await;
     assert_eq!(error_of(short).await, (400, "bad_request".into()));
     assert!(
-        laptop.request("ping", json!({})).await.ok,
+        laptop.ask::<handlers::ping::Ping>(json!({})).await.ok,
         "nothing changed"
     );
 
@@ -446,7 +456,7 @@ async fn admin_changing_their_own_password_keeps_their_current_session(app: Test
 
     set_password_as_admin(&app, &admin, &id, "admin-new-password").await;
     expect_revoked(&mut other_socket, EndReason::PasswordChanged).await;
-    assert!(own_socket.request("ping", json!({})).await.ok);
+    assert!(own_socket.ask::<handlers::ping::Ping>(json!({})).await.ok);
     assert_eq!(admin.me(&app).await["user"]["username"], "admin");
     assert_eq!(login_status(&app, "admin", ADMIN_PASSWORD).await.0, 401);
     assert_eq!(
@@ -478,7 +488,7 @@ async fn self_service_password_change_ends_the_other_sessions_and_keeps_this_one
     expect_revoked(&mut elsewhere_socket, EndReason::PasswordChanged).await;
     assert_eq!(elsewhere.get(&app.url("/api/auth/me")).await.status(), 401);
     assert_eq!(here.me(&app).await["user"]["username"], "pia");
-    assert!(here_socket.request("ping", json!({})).await.ok);
+    assert!(here_socket.ask::<handlers::ping::Ping>(json!({})).await.ok);
     assert_eq!(login_status(&app, "pia", "pia-password").await.0, 401);
     assert_eq!(login_status(&app, "pia", "pia-new-password").await.0, 200);
 }
@@ -499,6 +509,11 @@ async fn self_service_with_a_wrong_current_password_is_400_and_changes_nothing(a
     assert_eq!(error_of(res).await, (400, "bad_request".into()));
 
     assert_eq!(here.me(&app).await["user"]["username"], "quinn");
-    assert!(elsewhere_socket.request("ping", json!({})).await.ok);
+    assert!(
+        elsewhere_socket
+            .ask::<handlers::ping::Ping>(json!({}))
+            .await
+            .ok
+    );
     assert_eq!(login_status(&app, "quinn", "quinn-password").await.0, 200);
 }

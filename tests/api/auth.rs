@@ -66,7 +66,7 @@ async fn login_returns_the_user_and_a_hardened_session_cookie(app: TestApp) {
 
 async fn wrong_password_unknown_user_and_disabled_user_are_the_same_401(app: TestApp) {
     let password = app.create_user("carol", &["user"]).await;
-    tether::auth::users::disable(
+    tether::users::disable(
         &app.state.db,
         &app.state.sessions,
         &tether::domain::Username::parse("carol").unwrap(),

@@ -5,6 +5,7 @@ use std::process::Stdio;
 
 use serde_json::json;
 use tether::domain::EndReason;
+use tether::ws::handlers;
 use tether::ws::protocol::{ErrorCode, ServerEvent};
 
 use crate::helpers::{tether_cli, CliOutput, TestApp};
@@ -60,7 +61,7 @@ async fn users_add_creates_a_user_who_can_sign_in_and_list_shows_it(app: TestApp
 async fn set_roles_from_the_cli_applies_to_the_next_socket_message(app: TestApp) {
     let user = app.login_new_user("judy", &["user"]).await;
     let mut socket = user.socket(&app).await;
-    assert!(!socket.request("messages.admin", json!({})).await.ok);
+    assert!(!socket.ask::<handlers::messages::Admin>(json!({})).await.ok);
 
     let out = tether(
         &app,
@@ -70,12 +71,12 @@ async fn set_roles_from_the_cli_applies_to_the_next_socket_message(app: TestApp)
     .await;
     assert!(out.ok, "{}", out.stderr);
     // Another process committed the change; the very next message sees it.
-    let reply = socket.request("messages.admin", json!({})).await;
+    let reply = socket.ask::<handlers::messages::Admin>(json!({})).await;
     assert!(reply.ok, "{reply:?}");
 
     let out = tether(&app, &["users", "set-roles", "judy", "user"], "").await;
     assert!(out.ok, "{}", out.stderr);
-    let reply = socket.request("messages.admin", json!({})).await;
+    let reply = socket.ask::<handlers::messages::Admin>(json!({})).await;
     assert_eq!(reply.error.unwrap().code, ErrorCode::Forbidden);
 }
 

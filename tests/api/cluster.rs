@@ -2,6 +2,7 @@
 
 use serde_json::json;
 use tether::domain::EndReason;
+use tether::ws::handlers;
 use tether::ws::protocol::{ServerEvent, ServerFrame};
 
 use crate::helpers::TestApp;
@@ -18,7 +19,7 @@ async fn a_session_signed_in_on_one_instance_works_on_the_other(a: TestApp) {
     let browser = a.login_admin().await;
     assert_eq!(browser.me(&b).await["user"]["username"], "admin");
     let mut socket = browser.socket(&b).await;
-    assert!(socket.request("ping", json!({})).await.ok);
+    assert!(socket.ask::<handlers::ping::Ping>(json!({})).await.ok);
 }
 
 async fn logout_on_one_instance_closes_sockets_on_the_other(a: TestApp) {
@@ -36,14 +37,14 @@ async fn logout_on_one_instance_closes_sockets_on_the_other(a: TestApp) {
             reason: EndReason::Logout
         }]
     );
-    assert!(other_on_b.request("ping", json!({})).await.ok);
+    assert!(other_on_b.ask::<handlers::ping::Ping>(json!({})).await.ok);
 }
 
 async fn a_role_change_on_one_instance_applies_to_the_next_message_on_the_other(a: TestApp) {
     let b = a.spawn_peer().await;
     let user = a.login_new_user("nina", &["user"]).await;
     let mut on_b = user.socket(&b).await;
-    assert!(!on_b.request("messages.admin", json!({})).await.ok);
+    assert!(!on_b.ask::<handlers::messages::Admin>(json!({})).await.ok);
     // Made through instance A's services; returns once B has applied it.
     a.set_roles("nina", &["user", "messages-admin"]).await;
     let (reply, events) = on_b.request_with_events("messages.admin", json!({})).await;
@@ -63,7 +64,7 @@ async fn chat_crosses_instances(a: TestApp) {
     let mut on_a = sender.socket(&a).await;
     let mut on_b = reader.socket(&b).await;
     assert!(
-        on_a.request("chat.send", json!({"room": "r1", "text": "across"}))
+        on_a.ask::<handlers::chat::Send>(json!({"room": "r1", "text": "across"}))
             .await
             .ok
     );

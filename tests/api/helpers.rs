@@ -10,12 +10,15 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::{json, Value};
 use tether::{
-    auth::users,
     config::Config,
     domain::{Password, RoleName, Username},
     startup::Application,
     state::AppState,
-    ws::protocol::{Reply, ServerEvent, ServerFrame},
+    users,
+    ws::{
+        dispatch::MessageHandler,
+        protocol::{Reply, ServerEvent, ServerFrame},
+    },
 };
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest as _, Message};
 
@@ -381,7 +384,14 @@ impl Socket {
             .expect("send");
     }
 
+    /// Sends a frame of the crate's own message type `H` (so renaming a type
+    /// breaks the tests at compile time) and returns its reply.
+    pub async fn ask<H: MessageHandler>(&mut self, data: Value) -> Reply {
+        self.request(H::TYPE, data).await
+    }
+
     /// Sends `{"id":n,"type":…,"data":…}` and returns its reply (skipping events).
+    /// For types the server does not know; known ones go through [`Socket::ask`].
     pub async fn request(&mut self, kind: &str, data: Value) -> Reply {
         self.request_with_events(kind, data).await.0
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde_json::Value;
+use tether::ws::handlers;
 use tether::ws::protocol::{ServerEvent, ServerFrame};
 use tether::{domain::EndReason, ws::protocol::ExpiringKind};
 
@@ -285,7 +286,7 @@ async fn the_absolute_deadline_is_announced_and_refresh_extends_only_the_idle_on
             other => panic!("{name}: expected session.expiring, got {other:?}"),
         }
         let reply = socket
-            .request("session.refresh", serde_json::json!({}))
+            .ask::<handlers::session_refresh::Refresh>(serde_json::json!({}))
             .await;
         assert!(reply.ok, "{name}: {reply:?}");
         let expires_at = reply.data.unwrap()["expires_at"]
@@ -324,7 +325,12 @@ async fn the_heartbeat_keeps_answering_clients_and_drops_silent_ones() {
         quiet.is_err(),
         "an answering client gets no frame: {quiet:?}"
     );
-    assert!(answering.request("ping", serde_json::json!({})).await.ok);
+    assert!(
+        answering
+            .ask::<handlers::ping::Ping>(serde_json::json!({}))
+            .await
+            .ok
+    );
 
     // Not read for 3.5 s, this one answered no ping: the server dropped it
     // and kept the other.

@@ -7,9 +7,11 @@
 use std::time::Duration;
 
 use serde_json::json;
+use tether::ws::handlers;
 use tether::{
-    auth::{access::RECHECK_EVERY, users},
+    auth::access::RECHECK_EVERY,
     domain::RoleName,
+    users,
     ws::protocol::{ServerEvent, ServerFrame},
 };
 
@@ -85,7 +87,7 @@ async fn two_instances(test: &str) -> Option<TwoInstances> {
 }
 
 async fn assert_can_read_admin_messages(socket: &mut Socket, expected: bool) {
-    let reply = socket.request("messages.admin", json!({})).await;
+    let reply = socket.ask::<handlers::messages::Admin>(json!({})).await;
     assert_eq!(reply.ok, expected, "{reply:?}");
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tether::domain::EndReason;
+use tether::ws::handlers;
 use tether::ws::protocol::ServerEvent;
 
 use crate::{
@@ -44,7 +45,7 @@ async fn a_raw_redis_del_closes_the_sessions_sockets_everywhere(a: TestApp) {
         assert_eq!(code, Some(4001));
         assert_eq!(events.last().cloned(), revoked(EndReason::Deleted));
     }
-    assert!(other.request("ping", json!({})).await.ok);
+    assert!(other.ask::<handlers::ping::Ping>(json!({})).await.ok);
     assert_eq!(victim.get(&a.url("/api/auth/me")).await.status(), 401);
 }
 
@@ -82,7 +83,7 @@ async fn the_cli_lists_sessions_and_revokes_them_on_running_servers(a: TestApp) 
     let mut s_one = one.socket(&b).await;
     let mut s_two = two.socket(&a).await;
     let mut s_three = three.socket(&b).await;
-    let _ = s_one.request("ping", json!({})).await;
+    let _ = s_one.ask::<handlers::ping::Ping>(json!({})).await;
 
     // Counts are published asynchronously; poll the listing for a bounded time.
     let mut listed = String::new();
@@ -118,7 +119,7 @@ async fn the_cli_lists_sessions_and_revokes_them_on_running_servers(a: TestApp) 
         (Some(4001), revoked(EndReason::Admin))
     );
     assert!(
-        s_two.request("ping", json!({})).await.ok,
+        s_two.ask::<handlers::ping::Ping>(json!({})).await.ok,
         "only that session"
     );
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use reqwest::header::{COOKIE, USER_AGENT};
 use serde_json::{json, Value};
 use tether::domain::EndReason;
+use tether::ws::handlers;
 use tether::ws::protocol::ServerEvent;
 
 use crate::helpers::{spawn_app_with, Browser, Stack, TestApp, PATIENCE};
@@ -127,7 +128,7 @@ async fn signing_out_one_device_closes_only_its_sockets(app: TestApp) {
         })
     );
     assert_eq!(phone.get(&app.url("/api/auth/me")).await.status(), 401);
-    assert!(on_laptop.request("ping", json!({})).await.ok);
+    assert!(on_laptop.ask::<handlers::ping::Ping>(json!({})).await.ok);
 
     // Someone else's session, an ended one, or nonsense: 404.
     let stranger = app.login_admin().await;
@@ -237,7 +238,10 @@ async fn admins_end_one_session_or_all_of_a_users(app: TestApp) {
         })
     );
     assert!(
-        second_socket.request("ping", json!({})).await.ok,
+        second_socket
+            .ask::<handlers::ping::Ping>(json!({}))
+            .await
+            .ok,
         "the other session stays up"
     );
     assert_eq!(delete(&admin, &one).await.status(), 404);

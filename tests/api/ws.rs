@@ -2,6 +2,7 @@
 
 use serde_json::json;
 use tether::domain::EndReason;
+use tether::ws::handlers;
 use tether::ws::protocol::{ErrorCode, MessageId, ServerEvent, ServerFrame};
 
 use crate::helpers::{connect, Seen, TestApp};
@@ -46,7 +47,7 @@ async fn a_burst_of_chat_arrives_whole_and_in_order(app: TestApp) {
     }
     let expected: Vec<String> = (0..BURST).map(|i| format!("m{i}")).collect();
     assert_eq!(texts, expected);
-    assert!(b.request("ping", json!({})).await.ok);
+    assert!(b.ask::<handlers::ping::Ping>(json!({})).await.ok);
 }
 
 async fn a_close_from_the_client_is_answered_with_a_close(app: TestApp) {
@@ -123,11 +124,11 @@ async fn built_in_types_reply_and_check_permissions(app: TestApp) {
     let user = app.login_new_user("frank", &["user"]).await;
     let mut socket = user.socket(&app).await;
 
-    let pong = socket.request("ping", json!(null)).await;
+    let pong = socket.ask::<handlers::ping::Ping>(json!(null)).await;
     assert!(pong.ok);
     assert_eq!(pong.data, Some(json!("pong")));
 
-    let who = socket.request("whoami", json!({})).await;
+    let who = socket.ask::<handlers::whoami::WhoAmI>(json!({})).await;
     assert_eq!(who.data.unwrap()["user"]["username"], "frank");
 
     for kind in ["messages.public", "messages.protected"] {
@@ -135,7 +136,7 @@ async fn built_in_types_reply_and_check_permissions(app: TestApp) {
         assert!(reply.ok, "{kind}");
         assert!(reply.data.unwrap()["text"].is_string());
     }
-    let admin = socket.request("messages.admin", json!({})).await;
+    let admin = socket.ask::<handlers::messages::Admin>(json!({})).await;
     assert!(!admin.ok);
     let error = admin.error.unwrap();
     assert_eq!(error.code, ErrorCode::Forbidden);
@@ -194,7 +195,10 @@ async fn bad_frames_get_an_error_reply_and_the_socket_stays_open(app: TestApp) {
             other => panic!("expected a reply to {text}, got {other:?}"),
         }
     }
-    assert!(socket.request("ping", json!({})).await.ok, "still open");
+    assert!(
+        socket.ask::<handlers::ping::Ping>(json!({})).await.ok,
+        "still open"
+    );
 }
 
 async fn a_frame_over_the_size_limit_closes_with_1009(app: TestApp) {
@@ -235,7 +239,7 @@ async fn logout_closes_every_socket_of_that_session_and_only_those(app: TestApp)
             }]
         );
     }
-    assert!(other_device.request("ping", json!({})).await.ok);
+    assert!(other_device.ask::<handlers::ping::Ping>(json!({})).await.ok);
     // And the logged-out cookie cannot open a new socket.
     assert_eq!(laptop.try_socket(&app, None).await.err(), Some(401));
 }
@@ -243,7 +247,7 @@ async fn logout_closes_every_socket_of_that_session_and_only_those(app: TestApp)
 async fn a_role_change_takes_effect_on_the_next_message(app: TestApp) {
     let user = app.login_new_user("grace", &["user"]).await;
     let mut socket = user.socket(&app).await;
-    assert!(!socket.request("messages.admin", json!({})).await.ok);
+    assert!(!socket.ask::<handlers::messages::Admin>(json!({})).await.ok);
 
     app.set_roles("grace", &["user", "messages-admin"]).await;
     let (reply, events) = socket
@@ -258,7 +262,7 @@ async fn a_role_change_takes_effect_on_the_next_message(app: TestApp) {
     );
 
     app.set_roles("grace", &["user"]).await;
-    let reply = socket.request("messages.admin", json!({})).await;
+    let reply = socket.ask::<handlers::messages::Admin>(json!({})).await;
     assert_eq!(reply.error.unwrap().code, ErrorCode::Forbidden);
     let me = user.me(&app).await;
     assert_eq!(me["user"]["roles"], json!(["user"]));
@@ -267,7 +271,7 @@ async fn a_role_change_takes_effect_on_the_next_message(app: TestApp) {
 async fn disabling_a_user_closes_their_sockets(app: TestApp) {
     let user = app.login_new_user("heidi", &["user"]).await;
     let mut socket = user.socket(&app).await;
-    tether::auth::users::disable(
+    tether::users::disable(
         &app.state.db,
         &app.state.sessions,
         &tether::domain::Username::parse("heidi").unwrap(),
@@ -293,12 +297,12 @@ async fn chat_reaches_every_socket_allowed_to_read_it(app: TestApp) {
 
     // mallory has no chat:write …
     let denied = m
-        .request("chat.send", json!({"room": "lobby", "text": "hi"}))
+        .ask::<handlers::chat::Send>(json!({"room": "lobby", "text": "hi"}))
         .await;
     assert_eq!(denied.error.unwrap().code, ErrorCode::Forbidden);
 
     let sent = a
-        .request("chat.send", json!({"room": "lobby", "text": "hello bob"}))
+        .ask::<handlers::chat::Send>(json!({"room": "lobby", "text": "hello bob"}))
         .await;
     assert!(sent.ok, "{sent:?}");
     for socket in [&mut a, &mut b] {
@@ -315,7 +319,7 @@ async fn chat_reaches_every_socket_allowed_to_read_it(app: TestApp) {
         }
     }
     // … and no chat:read: the next thing mallory sees is her own reply.
-    let pong = m.request("ping", json!({})).await;
+    let pong = m.ask::<handlers::ping::Ping>(json!({})).await;
     assert!(pong.ok);
     match tokio::time::timeout(std::time::Duration::from_millis(200), m.next()).await {
         Err(_) => {}

@@ -132,7 +132,8 @@ impl RedisBackend {
     /// opened it. Every actix worker is a runtime of its own, so over the
     /// shared connection (opened at start, on the main thread) each request's
     /// session load crossed threads twice: a wake-up of the main thread to
-    /// send, another of the worker for the reply (issue 5).
+    /// send, another of the worker for the reply (−15 % `me` throughput,
+    /// BENCHMARKS.md).
     pub fn for_worker(&self) -> RedisBackend {
         RedisBackend {
             local: Some(Arc::default()),
@@ -212,7 +213,7 @@ impl RedisBackend {
     ///
     /// The hash carries its own expiry (`exp`), so no `PTTL` is needed: one
     /// command per session, not two, on every authenticated request and
-    /// upgrade (issue 5). Sessions stored by an older version, without `exp`,
+    /// upgrade. Sessions stored by an older version, without `exp`,
     /// cost a second round trip for their TTL until their next refresh.
     async fn fetch(
         &self,

@@ -1,11 +1,11 @@
 //! Built-in message types, one file each. To add a type: write a file with a
 //! `MessageHandler` impl and register it below. Nothing else changes.
 
-mod chat;
-mod messages;
-mod ping;
-mod session_refresh;
-mod whoami;
+pub mod chat;
+pub mod messages;
+pub mod ping;
+pub mod session_refresh;
+pub mod whoami;
 
 use serde::Deserialize;
 

@@ -17,7 +17,7 @@ pub(super) fn encode_state(state: &SessionState) -> Result<String, StoreError> {
 
 /// The session hash's fields, in the order `HMGET` asks for them. Reading
 /// only the values (not `HGETALL`'s names and values) halves the reply the
-/// client parses on every authenticated request (issue 5, callgrind).
+/// client parses on every authenticated request (measured with callgrind).
 pub(super) const FIELDS: [&str; 8] = ["state", "uid", "created", "abs", "seen", "exp", "ip", "ua"];
 
 /// A session as its hash holds it.

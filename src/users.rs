@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use super::{CurrentSession, Hasher};
+use crate::auth::{CurrentSession, Hasher};
 use crate::{
     db::{Db, DbError, UserRecord},
     domain::{EndReason, Password, RoleName, Username},
@@ -53,7 +53,7 @@ pub async fn add_user(
     password: Password,
     roles: &[RoleName],
 ) -> Result<UserRecord, UserError> {
-    let hash = tokio::task::spawn_blocking(move || super::password::hash_blocking(&password))
+    let hash = tokio::task::spawn_blocking(move || crate::auth::password::hash_blocking(&password))
         .await
         .map_err(anyhow::Error::from)??;
     Ok(db.create_user(username, &hash, roles).await?)

@@ -1,0 +1,189 @@
+//! Typed configuration, read once at start from the environment (and `.env`).
+//!
+//! Nothing else in the crate reads environment variables: the binary builds a
+//! `Config` here and passes it down, and the tests build one directly.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+
+use crate::{
+    db::Backend,
+    domain::{Password, Username},
+};
+
+mod parse;
+#[cfg(test)]
+mod tests;
+
+use parse::{bootstrap_admin, network, sessions, sign_in, sockets, stores, web_dir};
+
+/// A configuration value that could not be used; names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        reason: reason.into(),
+    }
+}
+
+/// Everything the server and the CLI need to know about their surroundings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the HTTP server listens (`TETHER_BIND`). Port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// User store (`DATABASE_URL`): `postgres://…` or `sqlite://path`.
+    /// Secret because it may hold a password.
+    pub database_url: SecretString,
+    /// Which database `database_url` points at, read from its scheme.
+    pub database_backend: Backend,
+    /// Session store (`REDIS_URL`); `None` = in-process store.
+    pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key and channel (`TETHER_REDIS_PREFIX`).
+    pub redis_prefix: String,
+    /// Cookie signing/encryption key material (`TETHER_SESSION_KEY`, ≥ 64 bytes);
+    /// `None` = a random key per process.
+    pub session_key: Option<CookieKey>,
+    /// Origins allowed to open the WebSocket (`TETHER_ALLOWED_ORIGINS`);
+    /// `None` = derived from the bound address once it is known.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Idle timeout (`TETHER_SESSION_IDLE_SECS`): activity extends the session.
+    pub session_idle: Duration,
+    /// Absolute timeout (`TETHER_SESSION_ABSOLUTE_SECS`): never extended.
+    pub session_absolute: Duration,
+    /// `Secure` flag of the session cookie (`TETHER_COOKIE_SECURE`).
+    pub cookie_secure: bool,
+    /// Largest WebSocket message accepted (`TETHER_WS_MAX_MESSAGE_BYTES`).
+    pub ws_max_message_bytes: usize,
+    /// Peers whose `X-Forwarded-For` is believed (`TETHER_TRUSTED_PROXIES`,
+    /// comma list of IPs or CIDR ranges); empty = the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How often each instance re-checks that the sessions of its open sockets
+    /// still exist (`TETHER_SWEEP_SECS`): the safety net under every other
+    /// revocation path.
+    pub sweep_interval: Duration,
+    /// Failed sign-ins per username before further attempts get 429
+    /// (`TETHER_LOGIN_MAX_FAILURES`); a client IP may fail ten times as often.
+    pub login_max_failures: u32,
+    /// How long that window lasts (`TETHER_LOGIN_LOCKOUT_SECS`).
+    pub login_lockout: Duration,
+    /// How long before a deadline sockets get `session.expiring`
+    /// (`TETHER_SESSION_EXPIRING_NOTICE_SECS`).
+    pub session_expiring_notice: Duration,
+    /// How often the server pings each socket (`TETHER_WS_HEARTBEAT_SECS`).
+    pub ws_heartbeat: Duration,
+    /// A socket silent this long is closed (`TETHER_WS_CLIENT_TIMEOUT_SECS`).
+    pub ws_client_timeout: Duration,
+    /// Name of the admin created when the user store is empty (`TETHER_ADMIN_USERNAME`).
+    pub admin_username: Username,
+    /// Its password (`TETHER_ADMIN_PASSWORD`), checked as a new password;
+    /// `None` = random, printed once. `Debug` shows `[REDACTED]`.
+    pub admin_password: Option<Password>,
+    /// Folder the browser app is served from (`TETHER_WEB_DIR`, checked to be
+    /// a folder); `None` = the copy embedded in the binary (`web_app`).
+    pub web_dir: Option<PathBuf>,
+    /// How many argon2id hashes may run at once (`TETHER_MAX_CONCURRENT_HASHES`);
+    /// default: the number of CPUs. Bounds the CPU sign-ins can take.
+    pub max_concurrent_hashes: usize,
+}
+
+/// Raw key material for the cookie key. Kept as bytes so `Config` stays `Clone`
+/// and `Debug` without ever printing it.
+#[derive(Clone)]
+pub struct CookieKey(std::sync::Arc<SecretBox<Vec<u8>>>);
+
+impl CookieKey {
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, String> {
+        if bytes.len() < 64 {
+            return Err(format!(
+                "must decode to at least 64 bytes, got {}",
+                bytes.len()
+            ));
+        }
+        Ok(Self(std::sync::Arc::new(SecretBox::new(Box::new(bytes)))))
+    }
+
+    pub fn to_key(&self) -> actix_web::cookie::Key {
+        actix_web::cookie::Key::derive_from(self.0.expose_secret())
+    }
+}
+
+impl std::fmt::Debug for CookieKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CookieKey([REDACTED])")
+    }
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tether.db";
+
+impl Config {
+    /// Reads `.env` (if present) and the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a malformed one is worth knowing about.
+        if let Err(e) = dotenvy::dotenv() {
+            if !e.not_found() {
+                return Err(invalid(".env", e.to_string()));
+            }
+        }
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Builds a config from any key→value lookup (the environment in
+    /// production, a map in tests). Each concern is read by a function of its
+    /// own below; the values they parse are kept, not parsed again later.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+
+        let network = network(&get)?;
+        let stores = stores(&get)?;
+        let sessions = sessions(&get, &network.bind)?;
+        let sockets = sockets(&get)?;
+        let sign_in = sign_in(&get)?;
+        let admin = bootstrap_admin(&get)?;
+        Ok(Config {
+            bind: network.bind,
+            allowed_origins: network.allowed_origins,
+            trusted_proxies: network.trusted_proxies,
+            database_url: stores.database_url,
+            database_backend: stores.database_backend,
+            redis_url: stores.redis_url,
+            redis_prefix: stores.redis_prefix,
+            session_key: sessions.session_key,
+            session_idle: sessions.session_idle,
+            session_absolute: sessions.session_absolute,
+            cookie_secure: sessions.cookie_secure,
+            sweep_interval: sessions.sweep_interval,
+            session_expiring_notice: sessions.session_expiring_notice,
+            ws_max_message_bytes: sockets.ws_max_message_bytes,
+            ws_heartbeat: sockets.ws_heartbeat,
+            ws_client_timeout: sockets.ws_client_timeout,
+            login_max_failures: sign_in.login_max_failures,
+            login_lockout: sign_in.login_lockout,
+            max_concurrent_hashes: sign_in.max_concurrent_hashes,
+            admin_username: admin.admin_username,
+            admin_password: admin.admin_password,
+            web_dir: web_dir(&get)?,
+        })
+    }
+
+    /// The origins allowed to open the WebSocket, given the port actually bound.
+    pub fn effective_allowed_origins(&self, port: u16) -> Vec<String> {
+        match &self.allowed_origins {
+            Some(list) => list.clone(),
+            None => vec![
+                format!("http://localhost:{port}"),
+                format!("http://127.0.0.1:{port}"),
+            ],
+        }
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+}

@@ -1,0 +1,127 @@
+//! Configuration: defaults, validation messages, secrets kept out of `Debug`.
+
+use base64::Engine as _;
+
+use super::*;
+use std::collections::HashMap;
+
+fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_lookup(|k| map.get(k).cloned())
+}
+
+#[test]
+fn defaults_work_on_a_bare_machine() {
+    let c = config(&[]).unwrap();
+    assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.database_url(), DEFAULT_DATABASE_URL);
+    assert!(c.redis_url.is_none());
+    assert_eq!(c.redis_prefix, "tether:");
+    assert!(
+        !c.cookie_secure,
+        "loopback bind defaults to non-secure cookies"
+    );
+    assert_eq!(c.session_idle, Duration::from_secs(1800));
+    assert_eq!(c.session_absolute, Duration::from_secs(28800));
+    assert_eq!(c.ws_max_message_bytes, 65536);
+    assert_eq!(c.ws_heartbeat, Duration::from_secs(15));
+    assert_eq!(c.ws_client_timeout, Duration::from_secs(45));
+    assert_eq!(
+        c.effective_allowed_origins(8080),
+        vec!["http://localhost:8080", "http://127.0.0.1:8080"]
+    );
+}
+
+#[test]
+fn a_public_bind_defaults_to_secure_cookies() {
+    assert!(
+        config(&[("TETHER_BIND", "0.0.0.0:8080")])
+            .unwrap()
+            .cookie_secure
+    );
+}
+
+#[test]
+fn invalid_values_name_the_variable() {
+    for (var, value) in [
+        ("TETHER_BIND", "nope"),
+        ("DATABASE_URL", "mysql://x"),
+        ("REDIS_URL", "http://x"),
+        ("TETHER_SESSION_KEY", "dG9vIHNob3J0"),
+        ("TETHER_SESSION_IDLE_SECS", "-5"),
+        ("TETHER_COOKIE_SECURE", "maybe"),
+        ("TETHER_WS_MAX_MESSAGE_BYTES", "12"),
+        ("TETHER_ALLOWED_ORIGINS", "example.com"),
+        ("TETHER_ADMIN_PASSWORD", "short"),
+        ("TETHER_WS_CLIENT_TIMEOUT_SECS", "10"),
+        ("TETHER_TRUSTED_PROXIES", "10.0.0.0/8, not-an-ip"),
+    ] {
+        let err = config(&[(var, value)]).expect_err(var);
+        assert_eq!(err.var, var);
+        assert!(err.to_string().contains(var));
+    }
+}
+
+#[test]
+fn a_wrapped_base64_session_key_is_accepted() {
+    let key = base64::engine::general_purpose::STANDARD.encode([9u8; 64]);
+    let wrapped = format!("{}\n{}\n", &key[..40], &key[40..]);
+    assert!(config(&[("TETHER_SESSION_KEY", &wrapped)])
+        .unwrap()
+        .session_key
+        .is_some());
+}
+
+#[test]
+fn parsed_values_are_kept() {
+    let c = config(&[
+        ("TETHER_ADMIN_USERNAME", "ops.lead"),
+        ("TETHER_ADMIN_PASSWORD", "long-enough-pw"),
+        ("DATABASE_URL", "postgres://u:p@db/tether"),
+    ])
+    .unwrap();
+    assert_eq!(c.admin_username, Username::parse("ops.lead").unwrap());
+    assert_eq!(c.admin_password.unwrap().expose(), "long-enough-pw");
+    assert_eq!(c.database_backend, Backend::Postgres);
+
+    let c = config(&[]).unwrap();
+    assert_eq!(c.admin_username, Username::parse("admin").unwrap());
+    assert!(c.admin_password.is_none());
+    assert_eq!(c.database_backend, Backend::Sqlite);
+    let err = config(&[("TETHER_ADMIN_USERNAME", "no spaces")]).unwrap_err();
+    assert_eq!(err.var, "TETHER_ADMIN_USERNAME");
+}
+
+#[test]
+fn the_web_dir_is_the_embedded_app_unless_a_folder_is_named() {
+    assert_eq!(config(&[]).unwrap().web_dir, None);
+    let here = env!("CARGO_MANIFEST_DIR");
+    let dir = format!("{here}/web");
+    assert_eq!(
+        config(&[("TETHER_WEB_DIR", &dir)]).unwrap().web_dir,
+        Some(PathBuf::from(&dir))
+    );
+    for not_a_folder in [format!("{here}/Cargo.toml"), format!("{here}/no-such-dir")] {
+        let err = config(&[("TETHER_WEB_DIR", &not_a_folder)]).expect_err(&not_a_folder);
+        assert_eq!(err.var, "TETHER_WEB_DIR");
+        assert!(err.to_string().contains("is not a folder"), "{err}");
+    }
+}
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
+    let c = config(&[
+        ("TETHER_SESSION_KEY", &key),
+        ("TETHER_ADMIN_PASSWORD", "s3cret-admin-pw"),
+        ("REDIS_URL", "redis://:redispw@localhost"),
+    ])
+    .unwrap();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("s3cret-admin-pw"));
+    assert!(!dbg.contains("redispw"));
+    assert!(!dbg.contains(&key));
+}
