@@ -27,6 +27,9 @@ pub enum ApiError {
     /// Too many failed sign-ins; retry after this long.
     #[error("Too many sign-in attempts. Try again in {} s.", retry_secs(*.0))]
     RateLimited(std::time::Duration),
+    /// A socket cap (`TETHER_WS_MAX_PER_SESSION`/`_PER_USER`) is reached.
+    #[error("Too many open connections")]
+    TooManyConnections,
     #[error("{0}")]
     Conflict(String),
     /// A dependency (user store, session store) did not answer: fail closed.
@@ -46,7 +49,7 @@ impl ApiError {
             ApiError::Forbidden | ApiError::OriginNotAllowed => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::RateLimited(_) | ApiError::TooManyConnections => "rate_limited",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -78,7 +81,9 @@ impl ResponseError for ApiError {
             ApiError::Forbidden | ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) | ApiError::TooManyConnections => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -20,7 +20,11 @@ use anyhow::Context as _;
 
 use crate::{
     admin,
-    auth::{self, throttle::LoginThrottle, AccessCache, Hasher},
+    auth::{
+        self,
+        throttle::{Limits, LoginThrottle},
+        AccessCache, Hasher,
+    },
     config::Config,
     db::Db,
     demo_messages,
@@ -100,7 +104,7 @@ impl Application {
                 Key::generate()
             }
         };
-        let listener = listen(config.bind)
+        let listener = listen(config.bind, config.ws_send_timeout)
             .with_context(|| format!("cannot bind {} (TETHER_BIND)", config.bind))?;
         let port = listener.local_addr()?.port();
 
@@ -115,19 +119,21 @@ impl Application {
         )
         .await;
 
+        let login_limits = Limits {
+            per_user_and_address: config.login_max_failures,
+            per_user: config.login_max_failures_per_user,
+            per_address: config.login_max_failures_per_ip,
+        };
         let throttle = match sessions.redis_connection() {
-            Some((conn, prefix)) => LoginThrottle::redis(
-                conn,
-                &prefix,
-                config.login_max_failures,
-                config.login_lockout,
-            ),
-            None => LoginThrottle::memory(config.login_max_failures, config.login_lockout),
+            Some((conn, prefix)) => {
+                LoginThrottle::redis(conn, &prefix, login_limits, config.login_lockout)
+            }
+            None => LoginThrottle::memory(login_limits, config.login_lockout),
         };
         let state = web::Data::new(AppState {
             throttle,
             allowed_origins: config.effective_allowed_origins(port),
-            hasher: Hasher::new(config.max_concurrent_hashes)?,
+            hasher: Hasher::new(config.max_concurrent_hashes, config.max_queued_hashes)?,
             config: Arc::new(config),
             db,
             sessions,
@@ -159,9 +165,42 @@ impl Application {
         self.server.handle()
     }
 
+    /// Serves until stopped. On SIGTERM or SIGINT: stop accepting, close
+    /// every socket with 1001 (`server shutting down`), let in-flight
+    /// requests finish, and return within `TETHER_SHUTDOWN_GRACE_SECS`.
+    /// Sessions are untouched, so clients reconnect to the next server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let handle = self.server.handle();
+        let hub = self.state.hub.clone();
+        let server = self.server;
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => return result,
+            signal = shutdown_signal() => {
+                let signal = signal?;
+                log::info!("event=shutdown_started signal={signal}");
+            }
+        }
+        hub.shut_down();
+        // Stops accepting at once; waits up to the grace for connections
+        // (the sockets are closing themselves meanwhile). The server future
+        // must be polled for the stop command to be acted on.
+        let (_, result) = tokio::join!(handle.stop(true), &mut server);
+        result?;
+        log::info!("event=shutdown_done");
+        Ok(())
     }
+}
+
+/// The first SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
 }
 
 /// Sent on every response: only this origin's own files and sockets, no
@@ -175,6 +214,7 @@ fn http_server(
     listener: TcpListener,
 ) -> anyhow::Result<Server> {
     let config = state.config.clone();
+    let grace = config.shutdown_grace;
     let shared_sessions = state.sessions.clone();
     if let Some(dir) = &config.web_dir {
         log::info!(
@@ -252,7 +292,9 @@ fn http_server(
             None => app.default_service(web::to(crate::web_app::serve)),
         }
     })
-    .shutdown_timeout(5)
+    .shutdown_timeout(grace.as_secs())
+    // Signals are handled by `run_until_stopped`, which closes sockets first.
+    .disable_signals()
     .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
     .listen(listener)?
     .run();
@@ -277,10 +319,19 @@ const CLIENT_DISCONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from
 /// p99 ≈ 1 s in the benchmark). The kernel caps it at `net.core.somaxconn`.
 const LISTEN_BACKLOG: i32 = 4096;
 
-fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+/// The listening socket. Its `TCP_USER_TIMEOUT` (inherited by every accepted
+/// connection) makes the kernel drop a connection whose sent data stays
+/// unacknowledged — or stuck behind a zero receive window, a client that
+/// stopped reading — for longer than `send_timeout`: the server end of a
+/// stuck socket goes away even though actix is still trying to write to it.
+fn listen(
+    addr: std::net::SocketAddr,
+    send_timeout: std::time::Duration,
+) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    socket.set_tcp_user_timeout(Some(send_timeout))?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     Ok(socket.into())

@@ -24,6 +24,8 @@ pub enum UserError {
     Db(#[from] DbError),
     #[error(transparent)]
     Store(#[from] crate::sessions::backend::StoreError),
+    #[error(transparent)]
+    Hash(#[from] crate::auth::HashError),
     /// The change was made but could not be announced to other instances.
     #[error(transparent)]
     Bus(#[from] crate::events::BusError),
@@ -41,6 +43,7 @@ impl From<UserError> for ApiError {
             UserError::Db(e) => e.into(),
             UserError::Store(e) => e.into(),
             UserError::Bus(e) => ApiError::Unavailable(e.into()),
+            UserError::Hash(e) => e.into(),
             UserError::Other(e) => ApiError::Internal(e),
         }
     }

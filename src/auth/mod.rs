@@ -14,4 +14,4 @@ pub mod throttle;
 pub use crate::sessions::CurrentSession;
 pub use access::{AccessCache, UserAccess, UserJson};
 pub use extractors::{Authorized, CurrentUser};
-pub use password::Hasher;
+pub use password::{HashError, Hasher};

@@ -136,11 +136,30 @@ fn anyhow_err(e: impl std::fmt::Display) -> anyhow::Error {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Sign-ins waiting for a hashing thread before callers wait to enqueue.
-const QUEUE: usize = 1024;
+/// Why a hash or verification did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The queue is full (`TETHER_MAX_QUEUED_HASHES`): refused at once, so a
+    /// flood of sign-ins cannot make everyone wait without bound.
+    #[error("password hashing is busy")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
 
-/// The server's password hasher: `threads` dedicated threads, fed by a queue.
-/// The threads end when the last `Hasher` clone is dropped.
+/// A full queue is "try again shortly" (503 with `Retry-After`), never a wait.
+impl From<HashError> for crate::error::ApiError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => Self::Unavailable(anyhow::anyhow!("password hashing queue full")),
+            HashError::Failed(e) => Self::Internal(e),
+        }
+    }
+}
+
+/// The server's password hasher: `threads` dedicated threads, fed by a
+/// queue of at most `max_queued` jobs. The threads end when the last
+/// `Hasher` clone is dropped.
 #[derive(Clone)]
 pub struct Hasher {
     jobs: mpsc::Sender<Job>,
@@ -148,10 +167,10 @@ pub struct Hasher {
 }
 
 impl Hasher {
-    pub fn new(threads: usize) -> anyhow::Result<Self> {
+    pub fn new(threads: usize, max_queued: usize) -> anyhow::Result<Self> {
         let dummy = Password::parse("tether-dummy-password-for-unknown-users".into())
             .map_err(|e| anyhow::anyhow!(e))?;
-        let (jobs, queue) = mpsc::channel::<Job>(QUEUE);
+        let (jobs, queue) = mpsc::channel::<Job>(max_queued.max(1));
         let queue = Arc::new(std::sync::Mutex::new(queue));
         for i in 0..threads.max(1) {
             let queue = queue.clone();
@@ -178,29 +197,31 @@ impl Hasher {
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> anyhow::Result<T> {
+    ) -> Result<T, HashError> {
         let (done, result) = oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = done.send(work());
         });
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| anyhow::anyhow!("password hashing threads are gone"))?;
-        Ok(result.await?)
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => HashError::Busy,
+            mpsc::error::TrySendError::Closed(_) => {
+                HashError::Failed(anyhow::anyhow!("password hashing threads are gone"))
+            }
+        })?;
+        result.await.map_err(|e| HashError::Failed(e.into()))
     }
 
     /// `true` if `password` matches `phc`. With `phc = None` (unknown user) it
     /// does the same work against a dummy hash and returns `false`.
-    pub async fn verify(&self, password: Password, phc: Option<String>) -> anyhow::Result<bool> {
+    pub async fn verify(&self, password: Password, phc: Option<String>) -> Result<bool, HashError> {
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy_hash.to_string());
         let ok = self.run(move || verify_blocking(&password, &phc)).await?;
         Ok(ok && known)
     }
 
-    pub async fn hash(&self, password: Password) -> anyhow::Result<String> {
-        self.run(move || hash_in_place(&password)).await?
+    pub async fn hash(&self, password: Password) -> Result<String, HashError> {
+        Ok(self.run(move || hash_in_place(&password)).await??)
     }
 }
 

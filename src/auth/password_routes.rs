@@ -1,10 +1,16 @@
 //! `PUT /api/auth/password`: a signed-in user changes their own password.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::CurrentUser;
-use crate::{domain::Password, error::ApiError, state::AppState, users};
+use super::{throttle::Checked, CurrentUser};
+use crate::{
+    domain::{Password, Username},
+    error::ApiError,
+    sessions::client::client_ip,
+    state::AppState,
+    users,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/auth/password").route(web::put().to(change_password)));
@@ -18,8 +24,11 @@ struct ChangePasswordBody {
 
 /// 204; every other session of the user ends (`password_changed`), this one
 /// stays signed in. A wrong current password is 400, not 401: the caller is
-/// still signed in.
+/// still signed in. It counts as a failed password check for this user from
+/// this address, so a stolen session cannot guess the password (429 after
+/// the sign-in limit).
 async fn change_password(
+    req: HttpRequest,
     user: CurrentUser,
     state: web::Data<AppState>,
     body: web::Json<ChangePasswordBody>,
@@ -33,7 +42,18 @@ async fn change_password(
     // Empty or over-long cannot be the current password.
     let current = Password::parse(current_password)
         .map_err(|_| ApiError::from(users::UserError::WrongPassword))?;
+    let ip = client_ip(&req, &state.config.trusted_proxies);
+    let name = Username::parse(&user.access.username).ok();
     let (db, sessions, hasher) = (&state.db, &state.sessions, &state.hasher);
-    users::change_own_password(db, sessions, hasher, &user.session, current, new).await?;
-    Ok(HttpResponse::NoContent().finish())
+    let changed = state.throttle.check(name.as_ref(), ip, async {
+        match users::change_own_password(db, sessions, hasher, &user.session, current, new).await {
+            Ok(()) => Ok(Checked::Right(())),
+            Err(users::UserError::WrongPassword) => Ok(Checked::Wrong),
+            Err(e) => Err(e.into()),
+        }
+    });
+    match changed.await? {
+        Checked::Right(()) => Ok(HttpResponse::NoContent().finish()),
+        Checked::Wrong => Err(users::UserError::WrongPassword.into()),
+    }
 }

@@ -5,7 +5,7 @@ use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{CurrentSession, CurrentUser};
+use super::{throttle::Checked, CurrentSession, CurrentUser};
 use crate::{
     domain::{Password, Username},
     error::ApiError,
@@ -69,30 +69,18 @@ async fn authenticate(
     password: String,
 ) -> Result<Uuid, ApiError> {
     let name = Username::parse(username).ok();
-    let throttle = &state.throttle;
-    let subjects = throttle.subjects(name.as_ref().map(Username::as_str), ip);
-    if let Some(wait) = throttle
-        .blocked(&subjects)
-        .await
-        .map_err(ApiError::Unavailable)?
-    {
-        log::info!("event=login_throttled");
-        return Err(ApiError::RateLimited(wait));
-    }
-    match check_password(state, name.as_ref(), password).await? {
-        Some(user_id) => {
-            throttle
-                .succeeded(&subjects)
-                .await
-                .map_err(ApiError::Unavailable)?;
-            Ok(user_id)
-        }
-        None => {
+    let checked = state.throttle.check(name.as_ref(), ip, async {
+        Ok(
+            match check_password(state, name.as_ref(), password).await? {
+                Some(user_id) => Checked::Right(user_id),
+                None => Checked::Wrong,
+            },
+        )
+    });
+    match checked.await? {
+        Checked::Right(user_id) => Ok(user_id),
+        Checked::Wrong => {
             log::info!("event=login_failed");
-            throttle
-                .failed(&subjects)
-                .await
-                .map_err(ApiError::Unavailable)?;
             Err(ApiError::InvalidCredentials)
         }
     }
@@ -117,11 +105,7 @@ async fn check_password(
         Some(c) => (Some(c.user_id), Some(c.password_hash), c.disabled),
         None => (None, None, false),
     };
-    let valid = state
-        .hasher
-        .verify(password, hash)
-        .await
-        .map_err(ApiError::Internal)?;
+    let valid = state.hasher.verify(password, hash).await?;
     Ok(user_id.filter(|_| valid && !disabled))
 }
 

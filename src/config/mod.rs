@@ -73,6 +73,30 @@ pub struct Config {
     pub login_max_failures: u32,
     /// How long that window lasts (`TETHER_LOGIN_LOCKOUT_SECS`).
     pub login_lockout: Duration,
+    /// Failed password checks for one username from all addresses before
+    /// further attempts get 429 (`TETHER_LOGIN_MAX_FAILURES_PER_USER`).
+    pub login_max_failures_per_user: u32,
+    /// Failed password checks from one address (IPv6: its /64) across
+    /// usernames (`TETHER_LOGIN_MAX_FAILURES_PER_IP`).
+    pub login_max_failures_per_ip: u32,
+    /// Password checks waiting for a hashing thread (`TETHER_MAX_QUEUED_HASHES`);
+    /// one more gets 503 at once rather than waiting without bound.
+    pub max_queued_hashes: usize,
+    /// Open sockets per session (`TETHER_WS_MAX_PER_SESSION`) and per user
+    /// (`TETHER_WS_MAX_PER_USER`, counted over every instance); the next
+    /// upgrade gets 429.
+    pub ws_max_per_session: usize,
+    pub ws_max_per_user: usize,
+    /// Per-socket message rate (`TETHER_WS_MESSAGES_PER_SEC`) and burst
+    /// (`TETHER_WS_MESSAGE_BURST`): a token bucket.
+    pub ws_messages_per_sec: u32,
+    pub ws_message_burst: u32,
+    /// How long one frame may take to be written to a socket
+    /// (`TETHER_WS_SEND_TIMEOUT_SECS`) before its connection is dropped.
+    pub ws_send_timeout: Duration,
+    /// How long a shutdown waits for sockets and requests to finish
+    /// (`TETHER_SHUTDOWN_GRACE_SECS`).
+    pub shutdown_grace: Duration,
     /// How long before a deadline sockets get `session.expiring`
     /// (`TETHER_SESSION_EXPIRING_NOTICE_SECS`).
     pub session_expiring_notice: Duration,
@@ -165,6 +189,15 @@ impl Config {
             ws_client_timeout: sockets.ws_client_timeout,
             login_max_failures: sign_in.login_max_failures,
             login_lockout: sign_in.login_lockout,
+            login_max_failures_per_user: sign_in.login_max_failures_per_user,
+            login_max_failures_per_ip: sign_in.login_max_failures_per_ip,
+            max_queued_hashes: sign_in.max_queued_hashes,
+            ws_max_per_session: sockets.ws_max_per_session,
+            ws_max_per_user: sockets.ws_max_per_user,
+            ws_messages_per_sec: sockets.ws_messages_per_sec,
+            ws_message_burst: sockets.ws_message_burst,
+            ws_send_timeout: sockets.ws_send_timeout,
+            shutdown_grace: parse::shutdown_grace(&get)?,
             max_concurrent_hashes: sign_in.max_concurrent_hashes,
             admin_username: admin.admin_username,
             admin_password: admin.admin_password,

@@ -168,6 +168,11 @@ pub(super) struct Sockets {
     pub(super) ws_max_message_bytes: usize,
     pub(super) ws_heartbeat: Duration,
     pub(super) ws_client_timeout: Duration,
+    pub(super) ws_max_per_session: usize,
+    pub(super) ws_max_per_user: usize,
+    pub(super) ws_messages_per_sec: u32,
+    pub(super) ws_message_burst: u32,
+    pub(super) ws_send_timeout: Duration,
 }
 
 pub(super) fn sockets(get: &impl Fn(&str) -> Option<String>) -> Result<Sockets, ConfigError> {
@@ -180,26 +185,51 @@ pub(super) fn sockets(get: &impl Fn(&str) -> Option<String>) -> Result<Sockets, 
             "must be longer than TETHER_WS_HEARTBEAT_SECS",
         ));
     }
+    let ws_max_per_session = number(get, "TETHER_WS_MAX_PER_SESSION", 16, 1, 100_000)?;
+    let ws_max_per_user = number(get, "TETHER_WS_MAX_PER_USER", 64, 1, 1_000_000)?;
     Ok(Sockets {
         ws_max_message_bytes,
         ws_heartbeat,
         ws_client_timeout,
+        ws_max_per_session,
+        ws_max_per_user,
+        ws_messages_per_sec: number(get, "TETHER_WS_MESSAGES_PER_SEC", 50, 1, 1_000_000)? as u32,
+        ws_message_burst: number(get, "TETHER_WS_MESSAGE_BURST", 100, 1, 1_000_000)? as u32,
+        ws_send_timeout: secs(get, "TETHER_WS_SEND_TIMEOUT_SECS", 10)?,
     })
 }
 
 /// What sign-in may cost: failures before lockout, hashes at once.
 pub(super) struct SignIn {
     pub(super) login_max_failures: u32,
+    pub(super) login_max_failures_per_user: u32,
+    pub(super) login_max_failures_per_ip: u32,
     pub(super) login_lockout: Duration,
     pub(super) max_concurrent_hashes: usize,
+    pub(super) max_queued_hashes: usize,
 }
 
 pub(super) fn sign_in(get: &impl Fn(&str) -> Option<String>) -> Result<SignIn, ConfigError> {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     Ok(SignIn {
         login_max_failures: number(get, "TETHER_LOGIN_MAX_FAILURES", 5, 1, 1000)? as u32,
+        login_max_failures_per_user: number(
+            get,
+            "TETHER_LOGIN_MAX_FAILURES_PER_USER",
+            100,
+            1,
+            1_000_000,
+        )? as u32,
+        login_max_failures_per_ip: number(
+            get,
+            "TETHER_LOGIN_MAX_FAILURES_PER_IP",
+            50,
+            1,
+            1_000_000,
+        )? as u32,
         login_lockout: secs(get, "TETHER_LOGIN_LOCKOUT_SECS", 900)?,
         max_concurrent_hashes: number(get, "TETHER_MAX_CONCURRENT_HASHES", cpus, 1, 1024)?,
+        max_queued_hashes: number(get, "TETHER_MAX_QUEUED_HASHES", 64, 1, 100_000)?,
     })
 }
 
@@ -273,4 +303,11 @@ fn secs(
     default: usize,
 ) -> Result<Duration, ConfigError> {
     number(get, var, default, 1, 10 * 365 * 24 * 3600).map(|n| Duration::from_secs(n as u64))
+}
+
+/// How long a graceful shutdown may take (`TETHER_SHUTDOWN_GRACE_SECS`).
+pub(super) fn shutdown_grace(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Duration, ConfigError> {
+    secs(get, "TETHER_SHUTDOWN_GRACE_SECS", 10)
 }

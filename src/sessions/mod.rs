@@ -49,6 +49,12 @@ pub const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
 /// (it has died); live instances rewrite theirs well within it.
 pub const CENSUS_STALE_AFTER: Duration = Duration::from_secs(10);
 
+/// The census entry holding a user's socket count (beside the per-session
+/// entries, which are sids: hex, never `u:`).
+pub fn census_user_key(user_id: Uuid) -> String {
+    format!("u:{user_id}")
+}
+
 /// The store in use, chosen once at start from `REDIS_URL`.
 #[derive(Clone)]
 pub enum AnyBackend {
@@ -208,6 +214,28 @@ impl Sessions {
         let ttl = (CENSUS_STALE_AFTER.as_millis() as i64) * 2;
         let now = now_ms();
         on_backend!(&self.backend, b => b.record_sockets(instance, counts, ttl, now))
+    }
+
+    /// The other instances whose socket census is current.
+    pub async fn peers(&self, instance: &str) -> Result<Vec<String>, StoreError> {
+        let (now, stale) = (now_ms(), CENSUS_STALE_AFTER.as_millis() as i64);
+        let mut live = on_backend!(&self.backend, b => b.live_instances(now, stale))?;
+        live.retain(|i| i != instance);
+        Ok(live)
+    }
+
+    /// How many sockets `user_id` has open on `peers`, as their censuses say
+    /// (at most a census refresh old). No store round trip without peers.
+    pub async fn user_sockets_on(
+        &self,
+        peers: &[String],
+        user_id: Uuid,
+    ) -> Result<usize, StoreError> {
+        if peers.is_empty() {
+            return Ok(0);
+        }
+        let (key, now) = (census_user_key(user_id), now_ms());
+        on_backend!(&self.backend, b => b.socket_count_on(peers, &key, now))
     }
 
     /// The Redis connection and key prefix, when sessions live in Redis.

@@ -14,6 +14,7 @@ use super::{
     dispatch::{Ctx, SessionOutcome},
     hub::{Registration, Socket},
     protocol::{ClientFrame, ErrorCode, ExpiringKind, Reply, ServerEvent},
+    rate::{MessageRate, Verdict},
     CLOSE_SESSION_REVOKED,
 };
 use crate::{
@@ -28,6 +29,11 @@ use crate::{
 enum Exit {
     /// The client closed or went away; nothing more to send.
     Gone,
+    /// A frame could not be written within `TETHER_WS_SEND_TIMEOUT_SECS`:
+    /// the client does not read. No close handshake is owed to it; the task
+    /// ends now, and the kernel aborts the TCP connection (the listener's
+    /// `TCP_USER_TIMEOUT`, see `startup::listen`).
+    Stuck,
     /// Close with this code and reason.
     Close(CloseReason),
     /// The user store did not answer, so current permissions are unknown. A
@@ -51,6 +57,19 @@ pub struct Connection {
     pub session: CurrentSession,
     pub user: Arc<UserAccess>,
     pub access_generation: u64,
+    pub rate: MessageRate,
+}
+
+/// `send`, unless it takes longer than `limit`.
+async fn within(
+    limit: Duration,
+    send: impl Future<Output = Result<(), actix_ws::Closed>>,
+) -> Result<(), Exit> {
+    match tokio::time::timeout(limit, send).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Exit::Gone),
+        Err(_) => Err(Exit::Stuck),
+    }
 }
 
 /// Queued chat frames sent per wake-up before the loop looks at other work.
@@ -90,24 +109,40 @@ impl Connection {
 
     async fn finish(self, exit: Exit) {
         let sid = &self.registration.socket.sid;
-        match exit {
-            Exit::Gone => log::debug!("event=ws_closed sid={sid} by=client"),
-            Exit::StoreUnavailable => {
-                let reason = CloseReason {
-                    code: CloseCode::Again,
-                    description: Some("user store unavailable".into()),
-                };
-                let _ = self.ws.close(Some(reason)).await;
+        let reason = match exit {
+            Exit::Gone => {
+                log::debug!("event=ws_closed sid={sid} by=client");
+                return;
             }
-            Exit::Close(reason) => {
-                log::debug!("event=ws_closed sid={sid} code={:?}", reason.code);
-                let _ = self.ws.close(Some(reason)).await;
+            Exit::Stuck => {
+                log::info!("event=ws_send_timeout sid={sid} effect=\"connection dropped\"");
+                return;
             }
-        }
+            Exit::StoreUnavailable => CloseReason {
+                code: CloseCode::Again,
+                description: Some("user store unavailable".into()),
+            },
+            Exit::Close(reason) => reason,
+        };
+        log::debug!("event=ws_closed sid={sid} code={:?}", reason.code);
+        let limit = self.state.config.ws_send_timeout;
+        let _ = tokio::time::timeout(limit, self.ws.close(Some(reason))).await;
     }
 
+    /// Every send has a deadline, so a client that stops reading can never
+    /// hold this task (and with it revocation, expiry and the heartbeat).
     async fn send_text(&mut self, text: impl Into<String>) -> Result<(), Exit> {
-        self.ws.text(text.into()).await.map_err(|_| Exit::Gone)
+        let limit = self.state.config.ws_send_timeout;
+        within(limit, self.ws.text(text.into())).await
+    }
+
+    async fn send_control(&mut self, ping: bool, bytes: &[u8]) -> Result<(), Exit> {
+        let limit = self.state.config.ws_send_timeout;
+        if ping {
+            within(limit, self.ws.ping(bytes)).await
+        } else {
+            within(limit, self.ws.pong(bytes)).await
+        }
     }
 
     async fn send_hello(&mut self) -> Result<(), Exit> {
@@ -155,6 +190,9 @@ impl Connection {
                     if let Some(reason) = socket.signal.ended() {
                         return Err(Box::pin(self.ended(reason)).await);
                     }
+                    if socket.signal.shutting_down() {
+                        return Err(close(CloseCode::Away, "server shutting down"));
+                    }
                     if socket.signal.too_slow() {
                         return Err(close(CloseCode::Again, "too slow to keep up"));
                     }
@@ -167,6 +205,16 @@ impl Connection {
                     last_heard = Instant::now();
                     match frame {
                         Some(Ok(AggregatedMessage::Text(text))) => {
+                            match self.rate.check(last_heard) {
+                                Verdict::Allowed => {}
+                                Verdict::Refused => {
+                                    Box::pin(self.refuse_over_rate(&text)).await?;
+                                    continue;
+                                }
+                                Verdict::Close => {
+                                    return Err(close(CloseCode::Policy, "rate limit"));
+                                }
+                            }
                             if last_touch.elapsed() >= touch_every {
                                 last_touch = Instant::now();
                                 deadlines.touched(last_touch);
@@ -185,7 +233,7 @@ impl Connection {
                             Box::pin(self.send_reply(&reply)).await?;
                         }
                         Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                            Box::pin(self.ws.pong(&bytes)).await.map_err(|_| Exit::Gone)?;
+                            Box::pin(self.send_control(false, &bytes)).await?;
                         }
                         Some(Ok(AggregatedMessage::Pong(_))) => {}
                         // Answer the client's close with ours (RFC 6455 §5.5.1),
@@ -208,7 +256,7 @@ impl Connection {
                     if last_heard.elapsed() > client_timeout {
                         return Err(close(CloseCode::Away, "heartbeat timeout"));
                     }
-                    Box::pin(self.ws.ping(b"")).await.map_err(|_| Exit::Gone)?;
+                    Box::pin(self.send_control(true, b"")).await?;
                 }
                 _ = &mut deadline => {
                     Box::pin(self.on_deadline(&mut deadlines)).await?;
@@ -230,6 +278,16 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// A message over the socket's rate: not handled, answered `rate_limited`.
+    async fn refuse_over_rate(&mut self, text: &str) -> Result<(), Exit> {
+        let id = match ClientFrame::parse(text) {
+            Ok(frame) => Some(frame.id),
+            Err(bad) => bad.id,
+        };
+        let reply = Reply::error(id, ErrorCode::RateLimited, "Too many messages");
+        self.send_reply(&reply).await
     }
 
     async fn send_reply(&mut self, reply: &Reply) -> Result<(), Exit> {

@@ -27,6 +27,8 @@ use crate::domain::EndReason;
 #[derive(Default)]
 pub struct Signal {
     ended: Mutex<Option<EndReason>>,
+    /// The server is shutting down: close with 1001.
+    shutting_down: AtomicBool,
     user_changed: AtomicBool,
     too_slow: AtomicBool,
     wake: Notify,
@@ -49,6 +51,10 @@ impl Signal {
 
     pub fn ended(&self) -> Option<EndReason> {
         *self.ended.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
     }
 
     pub fn take_user_changed(&self) -> bool {
@@ -115,6 +121,28 @@ pub struct Hub {
     next_id: AtomicU64,
     /// Woken whenever a socket opens or closes, so the census is published soon.
     pub census_changed: Notify,
+    /// Other live instances, as the census task last read them.
+    peers: Mutex<Arc<[String]>>,
+    /// Set once the server is shutting down: no new socket registers.
+    shutting_down: AtomicBool,
+}
+
+/// The caps an upgrade must fit under.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    pub per_session: usize,
+    /// For this user on this instance: the user's cap less what they hold
+    /// on other instances.
+    pub per_user_here: usize,
+}
+
+/// Why a socket could not register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// A cap is reached: 429.
+    TooMany,
+    /// The server is shutting down: 503.
+    ShuttingDown,
 }
 
 /// Removes the socket from the hub when the connection task ends, however it ends.
@@ -138,15 +166,31 @@ impl Hub {
         self.sockets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a socket; it stays registered until the registration is dropped.
-    pub fn register(self: &Arc<Self>, sid: &str, user_id: Uuid) -> Registration {
+    /// Adds a socket unless `caps` are reached, checked and counted under
+    /// one lock (so concurrent upgrades cannot both take the last slot); it
+    /// stays registered until the registration is dropped.
+    pub fn register(
+        self: &Arc<Self>,
+        sid: &str,
+        user_id: Uuid,
+        caps: Caps,
+    ) -> Result<Registration, Refused> {
+        let mut reg = self.lock();
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err(Refused::ShuttingDown);
+        }
+        let count = |ids: Option<&Vec<u64>>| ids.map_or(0, Vec::len);
+        if count(reg.by_sid.get(sid)) >= caps.per_session
+            || count(reg.by_user.get(&user_id)) >= caps.per_user_here
+        {
+            return Err(Refused::TooMany);
+        }
         let socket = Arc::new(Socket {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             sid: sid.to_owned(),
             user_id,
             signal: Signal::default(),
         });
-        let mut reg = self.lock();
         reg.sockets.insert(socket.id, socket.clone());
         reg.by_sid
             .entry(socket.sid.clone())
@@ -155,10 +199,40 @@ impl Hub {
         reg.by_user.entry(user_id).or_default().push(socket.id);
         drop(reg);
         self.census_changed.notify_one();
-        Registration {
+        Ok(Registration {
             hub: self.clone(),
             socket,
-        }
+        })
+    }
+
+    /// Whether `caps` are already reached for this session or user (a cheap
+    /// early answer; [`Hub::register`] checks again, atomically).
+    pub fn at_cap(&self, sid: &str, user_id: Uuid, caps: Caps) -> bool {
+        let reg = self.lock();
+        let count = |ids: Option<&Vec<u64>>| ids.map_or(0, Vec::len);
+        count(reg.by_sid.get(sid)) >= caps.per_session
+            || count(reg.by_user.get(&user_id)) >= caps.per_user_here
+    }
+
+    /// Closes every socket with 1001 and refuses new ones (graceful shutdown).
+    pub fn shut_down(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        self.each(
+            |r| r.sockets.keys().copied().collect(),
+            |s| {
+                s.signal.shutting_down.store(true, Ordering::Release);
+                s.signal.wake.notify_one();
+            },
+        );
+    }
+
+    pub fn set_peers(&self, peers: Vec<String>) {
+        *self.peers.lock().unwrap_or_else(|p| p.into_inner()) = peers.into();
+    }
+
+    /// Other live instances (empty on a single instance).
+    pub fn peers(&self) -> Arc<[String]> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn unregister(&self, socket: &Socket) {
@@ -228,13 +302,17 @@ impl Hub {
         );
     }
 
-    /// Open sockets per session on this instance.
-    pub fn session_socket_counts(&self) -> HashMap<String, usize> {
-        self.lock()
-            .by_sid
+    /// Open sockets on this instance per session (keyed by sid) and per
+    /// user (keyed by `sessions::census_user_key`): the census this instance
+    /// publishes.
+    pub fn census(&self) -> HashMap<String, usize> {
+        let reg = self.lock();
+        let sessions = reg.by_sid.iter().map(|(sid, ids)| (sid.clone(), ids.len()));
+        let users = reg
+            .by_user
             .iter()
-            .map(|(sid, ids)| (sid.clone(), ids.len()))
-            .collect()
+            .map(|(user, ids)| (crate::sessions::census_user_key(*user), ids.len()));
+        sessions.chain(users).collect()
     }
 
     /// Users with at least one open socket on this instance.
@@ -255,12 +333,42 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CAPS: Caps = Caps {
+        per_session: 2,
+        per_user_here: 3,
+    };
+
+    #[test]
+    fn caps_are_checked_when_registering_and_a_closed_socket_frees_its_slot() {
+        let hub = Hub::new();
+        let user = Uuid::new_v4();
+        let a1 = hub.register("a", user, CAPS).unwrap();
+        let _a2 = hub.register("a", user, CAPS).unwrap();
+        assert_eq!(hub.register("a", user, CAPS).err(), Some(Refused::TooMany));
+        let _b1 = hub.register("b", user, CAPS).unwrap();
+        assert_eq!(hub.register("c", user, CAPS).err(), Some(Refused::TooMany));
+        assert!(
+            hub.register("c", Uuid::new_v4(), CAPS).is_ok(),
+            "others are not capped"
+        );
+        drop(a1);
+        let _c1 = hub.register("c", user, CAPS).expect("a freed slot");
+        let census = hub.census();
+        assert_eq!(census["b"], 1);
+        assert_eq!(census[&crate::sessions::census_user_key(user)], 3);
+        hub.shut_down();
+        assert_eq!(
+            hub.register("d", Uuid::new_v4(), CAPS).err(),
+            Some(Refused::ShuttingDown)
+        );
+    }
     use crate::ws::OUTBOX_CAPACITY;
 
     #[test]
     fn outbox_keeps_order_and_a_full_one_marks_the_socket_too_slow() {
         let hub = Hub::new();
-        let registration = hub.register("s1", Uuid::new_v4());
+        let registration = hub.register("s1", Uuid::new_v4(), CAPS).unwrap();
         let signal = &registration.socket.signal;
         assert_eq!(
             signal.outbox.lock().unwrap().capacity(),
@@ -292,7 +400,7 @@ mod tests {
     #[tokio::test]
     async fn a_partial_batch_leaves_the_task_woken_for_the_rest() {
         let hub = Hub::new();
-        let registration = hub.register("s1", Uuid::new_v4());
+        let registration = hub.register("s1", Uuid::new_v4(), CAPS).unwrap();
         let signal = &registration.socket.signal;
         for i in 0..100 {
             hub.broadcast(i.to_string().into());
@@ -311,7 +419,7 @@ mod tests {
     #[test]
     fn a_dropped_registration_leaves_the_hub() {
         let hub = Hub::new();
-        let registration = hub.register("s1", Uuid::new_v4());
+        let registration = hub.register("s1", Uuid::new_v4(), CAPS).unwrap();
         assert_eq!(hub.socket_count(), 1);
         drop(registration);
         assert_eq!(hub.socket_count(), 0);

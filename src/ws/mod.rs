@@ -13,6 +13,7 @@ pub mod handlers;
 pub mod hub;
 pub mod live;
 pub mod protocol;
+pub mod rate;
 pub mod route;
 
 pub use hub::Hub;

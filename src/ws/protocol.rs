@@ -112,6 +112,8 @@ pub enum ErrorCode {
     Forbidden,
     Unavailable,
     Internal,
+    /// Over the socket's message rate: the message was not handled.
+    RateLimited,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -284,5 +286,58 @@ mod tests {
             serde_json::to_value(&e).unwrap(),
             serde_json::json!({"event":"session.expiring","data":{"in_secs":60,"kind":"absolute"}})
         );
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        use super::super::ClientFrame;
+
+        /// JSON of any shape, with the envelope's field names over-represented.
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(
+                    |f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+                ),
+                ".{0,12}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 32, 6, |inner| {
+                let key = prop_oneof![
+                    Just("id".to_owned()),
+                    Just("type".to_owned()),
+                    Just("data".to_owned()),
+                    "[a-z]{1,4}",
+                ];
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::vec((key, inner), 0..5)
+                        .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn any_text_is_read_or_explained_the_same_way_by_both_readers(text in "\\PC{0,64}") {
+                prop_assert_eq!(ClientFrame::parse(&text), ClientFrame::parse_checked(&text));
+            }
+
+            #[test]
+            fn any_json_is_read_or_explained_the_same_way_by_both_readers(value in json()) {
+                let text = value.to_string();
+                let read = ClientFrame::parse(&text);
+                prop_assert_eq!(&read, &ClientFrame::parse_checked(&text));
+                if let Ok(frame) = read {
+                    // What was read is what was sent.
+                    prop_assert_eq!(Some(&Value::String(frame.kind)), value.get("type"));
+                }
+            }
+        }
     }
 }

@@ -3,7 +3,11 @@
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 
-use super::connection::Connection;
+use super::{
+    connection::Connection,
+    hub::{Caps, Refused},
+    rate::MessageRate,
+};
 use crate::{auth::CurrentUser, error::ApiError, state::AppState};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -24,6 +28,24 @@ fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
     }
 }
 
+/// The caps this user's next socket must fit under: the user's cap counts
+/// their sockets on other instances too (from the census, at most a refresh
+/// old; exact on one instance). Refused here, before any upgrade work.
+async fn caps(state: &AppState, user_id: uuid::Uuid) -> Result<Caps, ApiError> {
+    let elsewhere = state
+        .sessions
+        .user_sockets_on(&state.hub.peers(), user_id)
+        .await?;
+    let config = &state.config;
+    if elsewhere >= config.ws_max_per_user {
+        return Err(ApiError::TooManyConnections);
+    }
+    Ok(Caps {
+        per_session: config.ws_max_per_session,
+        per_user_here: config.ws_max_per_user - elsewhere,
+    })
+}
+
 async fn upgrade(
     req: HttpRequest,
     body: web::Payload,
@@ -31,6 +53,10 @@ async fn upgrade(
 ) -> Result<HttpResponse, ApiError> {
     check_origin(&req, &state.allowed_origins)?;
     let user = CurrentUser::from_request(&req).await?;
+    let caps = caps(&state, user.access.id).await?;
+    if state.hub.at_cap(&user.session.sid, user.access.id, caps) {
+        return Err(ApiError::TooManyConnections);
+    }
     let access_generation = state.access.generation();
     let (response, ws, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {e}")))?;
@@ -39,7 +65,15 @@ async fn upgrade(
         .max_frame_size(max)
         .aggregate_continuations()
         .max_continuation_size(max);
-    let registration = state.hub.register(&user.session.sid, user.access.id);
+    // Checked again, atomically, as the socket registers (the caps above
+    // were read before the upgrade).
+    let registration = state
+        .hub
+        .register(&user.session.sid, user.access.id, caps)
+        .map_err(|refused| match refused {
+            Refused::TooMany => ApiError::TooManyConnections,
+            Refused::ShuttingDown => ApiError::Unavailable(anyhow::anyhow!("server shutting down")),
+        })?;
     log::debug!("event=ws_open sid={}", user.session.sid);
     let connection = Connection {
         state: state.clone(),
@@ -49,6 +83,10 @@ async fn upgrade(
         session: user.session,
         user: user.access,
         access_generation,
+        rate: MessageRate::new(
+            state.config.ws_messages_per_sec,
+            state.config.ws_message_burst,
+        ),
     };
     actix_web::rt::spawn(connection.run());
     Ok(response)

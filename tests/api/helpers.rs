@@ -288,6 +288,15 @@ impl Browser {
             .expect("GET")
     }
 
+    pub async fn delete(&self, url: &str) -> reqwest::Response {
+        self.http
+            .delete(url)
+            .header(COOKIE, &self.cookie)
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
     pub async fn put_json(&self, url: &str, body: Value) -> reqwest::Response {
         self.http
             .put(url)
@@ -377,6 +386,14 @@ pub enum Seen {
 }
 
 impl Socket {
+    /// A WebSocket ping control frame (the server answers with a pong).
+    pub async fn send_ping(&mut self) {
+        self.stream
+            .send(Message::Ping(Vec::new().into()))
+            .await
+            .expect("send ping");
+    }
+
     pub async fn send_text(&mut self, text: impl Into<String>) {
         self.stream
             .send(Message::text(text.into()))

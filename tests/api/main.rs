@@ -13,6 +13,7 @@ mod auth;
 mod browser;
 mod cli;
 mod cluster;
+mod hostile;
 mod lifecycle;
 mod lost_events;
 mod revocation;

@@ -25,8 +25,9 @@ crate::on_every_stack!(
 
 /// More chat than a socket sends per wake-up (32) queued at once: every
 /// message arrives, in order, and the socket still answers its own requests.
+/// The burst is the sender's whole message burst (`TETHER_WS_MESSAGE_BURST`).
 async fn a_burst_of_chat_arrives_whole_and_in_order(app: TestApp) {
-    const BURST: usize = 200;
+    const BURST: usize = 100;
     let alice = app.login_new_user("alice", &["user"]).await;
     let bob = app.login_new_user("bob", &["user"]).await;
     let mut a = alice.socket(&app).await;

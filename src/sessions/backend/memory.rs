@@ -337,6 +337,23 @@ impl SessionBackend for MemoryBackend {
         Ok(self.census().counts(sids, now_ms, stale_after_ms))
     }
 
+    async fn live_instances(
+        &self,
+        now_ms: i64,
+        stale_after_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self.census().live(now_ms, stale_after_ms))
+    }
+
+    async fn socket_count_on(
+        &self,
+        instances: &[String],
+        key: &str,
+        now_ms: i64,
+    ) -> Result<usize, StoreError> {
+        Ok(self.census().count_on(instances, key, now_ms))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }

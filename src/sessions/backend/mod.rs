@@ -189,6 +189,21 @@ pub trait SessionBackend: Send + Sync + 'static {
         now_ms: i64,
         stale_after_ms: i64,
     ) -> impl Future<Output = Result<HashMap<String, usize>, StoreError>> + Send;
+    /// The instances that recorded a census within `stale_after_ms`
+    /// (forgetting the others).
+    fn live_instances(
+        &self,
+        now_ms: i64,
+        stale_after_ms: i64,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// `key`'s count summed over the censuses of `instances` (lapsed ones
+    /// count 0): one round trip, for a check on every upgrade.
+    fn socket_count_on(
+        &self,
+        instances: &[String],
+        key: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
     /// Answers when the store is reachable.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -405,6 +405,23 @@ impl SessionBackend for RedisBackend {
         census::socket_counts(self, sids, now_ms, stale_after_ms).await
     }
 
+    async fn live_instances(
+        &self,
+        now_ms: i64,
+        stale_after_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        census::live_instances(self, now_ms, stale_after_ms).await
+    }
+
+    async fn socket_count_on(
+        &self,
+        instances: &[String],
+        key: &str,
+        _now_ms: i64,
+    ) -> Result<usize, StoreError> {
+        census::socket_count_on(self, instances, key).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let mut connection = self.conn().await?;
         let _pong: String =

@@ -18,9 +18,13 @@ pub fn spawn(sessions: Sessions, hub: Arc<Hub>) {
     tokio::spawn(async move {
         let instance = sessions.bus.instance_id().to_owned();
         loop {
-            let counts = hub.session_socket_counts();
+            let counts = hub.census();
             if let Err(e) = sessions.record_census(&instance, &counts).await {
                 log::warn!("event=census_failed error={e}");
+            }
+            match sessions.peers(&instance).await {
+                Ok(peers) => hub.set_peers(peers),
+                Err(e) => log::warn!("event=census_peers_failed error={e}"),
             }
             tokio::select! {
                 _ = hub.census_changed.notified() => tokio::time::sleep(DEBOUNCE).await,

@@ -39,6 +39,24 @@ impl Census {
         self.by_instance.insert(instance.to_owned(), census);
     }
 
+    /// The instances heard from within `stale_after_ms`, forgetting the others.
+    pub(super) fn live(&mut self, now_ms: i64, stale_after_ms: i64) -> Vec<String> {
+        let live_since = now_ms.saturating_sub(stale_after_ms);
+        self.by_instance
+            .retain(|_, census| census.recorded_at_ms >= live_since);
+        self.by_instance.keys().cloned().collect()
+    }
+
+    /// `key`'s count summed over `instances` (lapsed censuses count 0).
+    pub(super) fn count_on(&self, instances: &[String], key: &str, now_ms: i64) -> usize {
+        instances
+            .iter()
+            .filter_map(|i| self.by_instance.get(i))
+            .filter(|census| census.lapses_at_ms > now_ms)
+            .filter_map(|census| census.counts.get(key))
+            .sum()
+    }
+
     /// Sums the counts of `sids` over the instances heard from within
     /// `stale_after_ms`, forgetting the others.
     pub(super) fn counts(

@@ -89,9 +89,28 @@ pub(super) async fn socket_counts(
     Ok(totals)
 }
 
+/// `key`'s count summed over the censuses of `instances`, in one pipeline.
+pub(super) async fn socket_count_on(
+    backend: &RedisBackend,
+    instances: &[String],
+    key: &str,
+) -> Result<usize, StoreError> {
+    if instances.is_empty() {
+        return Ok(0);
+    }
+    let mut pipe = redis::pipe();
+    for instance in instances {
+        pipe.cmd("HGET").arg(backend.census_key(instance)).arg(key);
+    }
+    let mut connection = backend.conn().await?;
+    let counts: Vec<Option<usize>> =
+        with_deadline("read socket census", pipe.query_async(&mut connection)).await?;
+    Ok(counts.into_iter().flatten().sum())
+}
+
 /// Instances heard from at or after `now_ms − stale_after_ms`; older ones
 /// are removed on the way.
-async fn live_instances(
+pub(super) async fn live_instances(
     backend: &RedisBackend,
     now_ms: i64,
     stale_after_ms: i64,
