@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         Command::Serve => actix_web::rt::System::new().block_on(async {
             Application::build(config)
                 .await?
-                .run_until_stopped()
+                .run_until_signalled()
                 .await?;
             Ok(())
         }),

@@ -165,18 +165,32 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped. On SIGTERM or SIGINT: stop accepting, close
-    /// every socket with 1001 (`server shutting down`), let in-flight
-    /// requests finish, and return within `TETHER_SHUTDOWN_GRACE_SECS`.
-    /// Sessions are untouched, so clients reconnect to the next server.
+    /// Serves until the server is stopped through its [`ServerHandle`]
+    /// (tests; no signal handling, so Ctrl-C still ends a test run).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: stop
+    /// accepting, close every socket with 1001 (`server shutting down`), let
+    /// in-flight requests finish, and return within
+    /// `TETHER_SHUTDOWN_GRACE_SECS`. Sessions are untouched, so clients
+    /// reconnect to the next server. What `tether serve` runs.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = std::io::Result<&'static str>>,
+    ) -> std::io::Result<()> {
         let handle = self.server.handle();
         let hub = self.state.hub.clone();
         let server = self.server;
         tokio::pin!(server);
         tokio::select! {
             result = &mut server => return result,
-            signal = shutdown_signal() => {
+            signal = stop => {
                 let signal = signal?;
                 log::info!("event=shutdown_started signal={signal}");
             }
