@@ -444,7 +444,7 @@ async fn a_stuck_client_that_is_revoked_loses_its_tcp_connection_within_the_dead
     let name =
         "hostile::a_stuck_client_that_is_revoked_loses_its_tcp_connection_within_the_deadline";
     let mut extra = FAST_SENDS;
-    extra[0].1 = "2";
+    extra[0].1 = "3";
     let Some(app) = spawn_app_with(name, Stack::SqliteRedis, &extra).await else {
         return;
     };
@@ -453,17 +453,32 @@ async fn a_stuck_client_that_is_revoked_loses_its_tcp_connection_within_the_dead
     let sid = frank.session_id(&app).await;
     let (sink, client_port) = socket_that_never_reads(&app, &frank.cookie).await;
     flood(sink);
-    // Stuck: the server has data queued that the client will never take.
-    until("the client's window fills", PATIENCE, || {
-        server_send_queue(app.port, client_port).is_some_and(|queued| queued > 0)
-    })
-    .await;
+    // Stuck: the server's send queue is full and stays so (every buffer
+    // between the socket's task and the client is full, so the task itself
+    // waits in a send and cannot act on the revocation).
+    let mut last = 0;
+    let mut steady = 0;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while steady < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the socket never got stuck"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let queued = server_send_queue(app.port, client_port).unwrap_or(0);
+        steady = if queued > 0 && queued == last {
+            steady + 1
+        } else {
+            0
+        };
+        last = queued;
+    }
     let admin = app.login_admin().await;
     let revoked = admin
         .delete(&app.url(&format!("/api/admin/sessions/{sid}")))
         .await;
     assert_eq!(revoked.status(), 204);
-    let limit = Duration::from_secs(2) + PATIENCE;
+    let limit = Duration::from_secs(3) + PATIENCE;
     until("the server drops the TCP connection", limit, || {
         !server_holds_connection(app.port, client_port)
     })
