@@ -68,6 +68,49 @@ async fn the_embedded_app_is_served_without_a_web_dir() {
     assert!(content_type(&health).starts_with("application/json"));
 }
 
+/// Integrators import the client module from the server itself, and read its types beside it.
+#[tokio::test]
+async fn the_client_module_is_served_at_the_root_with_its_types() {
+    let Some(app) = spawn_app(
+        "web::the_client_module_is_served_at_the_root_with_its_types",
+        Stack::SqliteInProcess,
+    )
+    .await
+    else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let module = http.get(app.url("/tether-client.js")).send().await.unwrap();
+    assert_eq!(module.status(), 200);
+    // A browser runs a module only with a JavaScript type.
+    assert!(
+        content_type(&module).starts_with("text/javascript"),
+        "{}",
+        content_type(&module)
+    );
+    assert_eq!(module.headers()[header::CACHE_CONTROL], "no-cache");
+    let text = module.text().await.unwrap();
+    assert_eq!(text, source("tether-client.js"));
+    assert!(text.contains("export class Tether "), "no Tether export");
+    assert!(
+        text.contains("export class TetherError "),
+        "no TetherError export"
+    );
+
+    let types = http
+        .get(app.url("/tether-client.d.ts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(types.status(), 200);
+    let text = types.text().await.unwrap();
+    assert_eq!(text, source("tether-client.d.ts"));
+    assert!(
+        text.contains("export declare class Tether "),
+        "no Tether type"
+    );
+}
+
 #[tokio::test]
 async fn a_browser_revalidates_with_the_etag_and_gets_304() {
     let Some(app) = spawn_app(

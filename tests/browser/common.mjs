@@ -1,7 +1,8 @@
 // What every browser driver shares with the scenario: the environment
 // tests/api/browser.rs passes, the time limits, the script each page runs
 // before the app's own, the step runner (its "ok"/"FAIL" lines and failure
-// artifacts) and the waits written on top of the page interface.
+// artifacts), the waits written on top of the page interface, and the admin
+// REST API from node.
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -57,6 +58,28 @@ export function watchPage() {
   window.__cspViolations = [];
   document.addEventListener('securitypolicyviolation', (e) => {
     window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`);
+  });
+}
+
+/**
+ * The admin REST API, from node: signs in once and keeps the cookie.
+ * Returns `api(method, path, body?)` → the fetch Response.
+ */
+export async function adminApi() {
+  const res = await fetch(`${BASE}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: ADMIN.name, password: ADMIN.password }),
+    signal: AbortSignal.timeout(ACTION_TIMEOUT_MS),
+  });
+  check(res.status === 200, `admin sign-in: HTTP ${res.status} ${await res.text()}`);
+  const cookie = res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  check(cookie.includes('tether_session='), 'admin sign-in set no tether_session cookie');
+  return (method, path, body) => fetch(`${BASE}${path}`, {
+    method,
+    headers: body === undefined ? { Cookie: cookie } : { Cookie: cookie, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(ACTION_TIMEOUT_MS),
   });
 }
 

@@ -6,7 +6,8 @@
 //
 // Started by tests/api/browser.rs, which runs the real server (SQLite + Redis)
 // and creates the users; the scenario only drives browsers, and asks the admin
-// REST API (from node) what the server sees.
+// REST API (from node) what the server sees. Near the end, the steps of
+// client-module.mjs drive tether-client.js directly in one of the pages.
 //
 // The page interface. A target is a CSS selector, or { label }, { button } or
 // { link } with the exact visible text, optionally { within: css } as well; an
@@ -33,8 +34,9 @@
 // open(who, { width, height }) → page, close() }; common.mjs runs it.
 
 import {
-  ACTION_TIMEOUT_MS, ADMIN, ALICE, BASE, BOB, REVOCATION_LIMIT_MS, check, waitForText, waitInPage, waitUntil,
+  ADMIN, ALICE, BASE, BOB, REVOCATION_LIMIT_MS, adminApi, check, waitForText, waitInPage, waitUntil,
 } from './common.mjs';
+import { clientModuleSteps } from './client-module.mjs';
 
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
@@ -52,24 +54,6 @@ async function expectHome(page, user) {
   await waitForText(page, '#me-username', user.name);
   await page.waitFor('.badge[data-state="live"]');
   await waitForText(page, '.badge', 'Live');
-}
-
-/** The admin REST API, from node: signs in once and keeps the cookie. */
-async function adminApi() {
-  const res = await fetch(`${BASE}/api/auth/login`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username: ADMIN.name, password: ADMIN.password }),
-    signal: AbortSignal.timeout(ACTION_TIMEOUT_MS),
-  });
-  check(res.status === 200, `admin sign-in: HTTP ${res.status} ${await res.text()}`);
-  const cookie = res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
-  check(cookie.includes('tether_session='), 'admin sign-in set no tether_session cookie');
-  return (method, path) => fetch(`${BASE}${path}`, {
-    method,
-    headers: { Cookie: cookie },
-    signal: AbortSignal.timeout(ACTION_TIMEOUT_MS),
-  });
 }
 
 /** The steps, in order; `open` starts a page with its own cookies. */
@@ -290,6 +274,9 @@ export async function scenario(driver, { step, shot, open, pages }) {
     const me = await alice.eval(() => fetch('/api/auth/me').then((r) => r.status));
     check(me === 401, `after sign-out GET /api/auth/me answers ${me}`);
   });
+
+  // bob's page is signed out and idle since the revocation: an integrator's page there.
+  await clientModuleSteps({ step, page: bob, user: BOB, driver });
 
   await step('nothing stored, no CSP violations, no script errors', async () => {
     for (const [who, page] of pages) {

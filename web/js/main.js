@@ -1,10 +1,10 @@
 // Boot, the signed-in shell, hash routing (#/, #/sessions, #/admin) and the
 // session lifecycle: /api/auth/me first, then the socket; back to the sign-in
-// screen when the session ends.
+// screen when the session ends. The REST calls, the socket and its
+// reconnection are tether-client.js's (through client.js).
 
-import { api, setSessionLostHandler, describe } from './api.js';
+import { tether, describe } from './client.js';
 import { h, replace } from './dom.js';
-import { Connection } from './socket.js';
 import { state, emit, on, canAdmin, clearState } from './state.js';
 import { signInView } from './views/signin.js';
 import { homeView } from './views/home.js';
@@ -29,7 +29,6 @@ const END_REASONS = {
 };
 
 const root = document.getElementById('app');
-let connection = null;
 let shell = null; // the signed-in frame: {nav, badge, main, unsubscribe}
 let view = null; // the mounted view: {el, destroy?}
 let signInNotice = null; // shown once on the next sign-in screen: {kind, text}
@@ -43,69 +42,49 @@ function routePath() {
 // ---------------------------------------------------------------------------
 // Session lifecycle
 
+/** GET /api/auth/me: signed in, signed out, or no answer (then the page retries by itself). */
 async function boot() {
   clearTimeout(bootRetry);
+  let me;
   try {
-    const me = await api('GET', '/api/auth/me', undefined, { expectSignedIn: false });
-    signedIn(me.user, me.session);
+    me = await tether.me();
   } catch (error) {
-    if (error.status === 401) showSignIn();
-    else showUnreachable(error);
+    showUnreachable(error);
+    return;
   }
+  if (me) signedIn(me.user, me.session);
+  else showSignIn();
 }
 
 function signedIn(user, session) {
   state.user = user;
   state.session = session ?? null;
+  // Connecting first, so the shell's badge starts at "Connecting".
+  tether.connect();
   render();
-  connection = new Connection({
-    onEvent: socketEvent,
-    onStatus: (status) => emit('connection', status),
-    onSessionEnded: sessionEnded,
-    checkSession,
-  });
-  connection.start();
 }
 
-/** Before a reconnect: is the session still valid? (Also picks up changes missed meanwhile.) */
-async function checkSession() {
-  try {
-    const me = await api('GET', '/api/auth/me', undefined, { expectSignedIn: false });
-    updateUser(me.user);
-    state.session = me.session;
-    return 'ok';
-  } catch (error) {
-    return error.status === 401 ? 'ended' : 'unreachable';
-  }
-}
-
-function socketEvent(event, data) {
-  switch (event) {
-    case 'hello':
-      state.session = data.session;
-      updateUser(data.user);
-      break;
-    case 'permissions.changed':
-      updateUser({ ...state.user, permissions: data.permissions ?? [] });
-      // The event names permissions only; ask for the roles behind them.
-      connection?.request('whoami').then((reply) => {
-        if (reply.ok && state.user) updateUser(reply.data.user);
-      }, () => {});
-      break;
-    case 'chat.message':
-      state.chat.push(data);
-      if (state.chat.length > 500) state.chat.splice(0, state.chat.length - 500);
-      emit('chat', data);
-      break;
-    case 'session.expiring':
-      emit('expiring', data);
-      break;
-    default:
-      // session.revoked is read by the connection (the reason of the 4001 close);
-      // unknown events from a newer server are ignored.
-      break;
-  }
-}
+// The socket's events, for as long as the page lives. session.revoked needs
+// nothing here: the client ends the session and says so with signedOut.
+tether.on('state', (status) => emit('connection', status));
+tether.on('signedOut', ({ reason }) => sessionEnded(reason));
+tether.on('hello', ({ user, session }) => {
+  if (!state.user) return;
+  state.session = session;
+  updateUser(user);
+});
+tether.on('permissions.changed', ({ permissions }) => {
+  updateUser({ ...state.user, permissions: permissions ?? [] });
+  // The event names permissions only; ask for the roles behind them.
+  tether.request('whoami').then(({ user }) => updateUser(user), () => {});
+});
+tether.on('chat.message', (message) => {
+  if (!state.user) return;
+  state.chat.push(message);
+  if (state.chat.length > 500) state.chat.splice(0, state.chat.length - 500);
+  emit('chat', message);
+});
+tether.on('session.expiring', (data) => emit('expiring', data));
 
 function updateUser(user) {
   if (!state.user || !user) return;
@@ -121,12 +100,10 @@ function sessionEnded(reason) {
 }
 
 async function signOut() {
-  connection?.stop();
   try {
-    await api('POST', '/api/auth/logout', undefined, { expectSignedIn: false });
+    await tether.signOut();
   } catch (error) {
-    // Still signed in on the server: say so and stay.
-    connection?.start();
+    // Still signed in on the server (the client has reconnected): say so and stay.
     shell?.alert(`Could not sign out. ${describe(error)}`);
     return;
   }
@@ -136,14 +113,11 @@ async function signOut() {
 
 /** Drops everything the page knew about the session and shows the sign-in screen. */
 function leave(notice) {
-  connection?.stop();
-  connection = null;
+  tether.close();
   clearState();
   signInNotice = notice;
   render();
 }
-
-setSessionLostHandler(() => sessionEnded(null));
 
 // ---------------------------------------------------------------------------
 // Screens
@@ -160,7 +134,7 @@ function render({ focus = false } = {}) {
   if (!shell) buildShell();
   shell.update();
   const path = routePath();
-  view = ROUTES[path].view({ connection: () => connection, signOut });
+  view = ROUTES[path].view({ signOut });
   replace(shell.main, view.el);
   root.removeAttribute('aria-busy');
   if (focus) view.el.querySelector('h1')?.focus();
@@ -194,13 +168,15 @@ function showUnreachable(error, attempt = 0) {
         retry)));
   root.removeAttribute('aria-busy');
   bootRetry = setTimeout(async () => {
+    let me;
     try {
-      const me = await api('GET', '/api/auth/me', undefined, { expectSignedIn: false });
-      signedIn(me.user, me.session);
+      me = await tether.me();
     } catch (e) {
-      if (e.status === 401) showSignIn();
-      else showUnreachable(e, attempt + 1);
+      showUnreachable(e, attempt + 1);
+      return;
     }
+    if (me) signedIn(me.user, me.session);
+    else showSignIn();
   }, delay * 1000);
 }
 
@@ -210,7 +186,7 @@ function buildShell() {
   const who = h('span', { class: 'who' });
   const alertBox = h('div', { class: 'alerts', 'aria-live': 'assertive' });
   const main = h('main', { class: 'view', id: 'main', tabindex: '-1' });
-  const notice = expiringNotice({ connection: () => connection });
+  const notice = expiringNotice();
 
   const showStatus = (status) => {
     badge.dataset.state = status;
@@ -225,7 +201,7 @@ function buildShell() {
     replace(nav, links);
     who.textContent = state.user.username;
   };
-  showStatus(connection?.status ?? 'connecting');
+  showStatus(tether.state);
   const unsubscribe = [on('connection', showStatus), on('user', update), notice.unsubscribe];
 
   replace(root,

@@ -2,7 +2,7 @@
 // sessions (filter by user, revoke one or all of a user's, live socket
 // counts; needs admin:sessions). Each part appears only with its permission.
 
-import { api, describe } from '../api.js';
+import { tether, describe } from '../client.js';
 import { h, replace, nextId, ago, timeEl, browserName } from '../dom.js';
 import { state, on, can, canAdmin, ROLE_HINTS } from '../state.js';
 import { dataTable, autoRefresh, updatedAt, actionRunner } from './parts.js';
@@ -62,7 +62,7 @@ function usersPanel(directory, onUsers) {
 
   const load = async () => {
     try {
-      ({ users } = await api('GET', '/api/admin/users'));
+      ({ users } = await tether.rest('GET', '/api/admin/users'));
       if (destroyed) return;
       users.forEach((u) => directory.set(u.id, u.username));
       render();
@@ -167,7 +167,7 @@ function sessionsPanel(directory) {
     const query = new URLSearchParams({ page: String(page), per_page: String(PER_PAGE) });
     if (filter.value) query.set('user_id', filter.value);
     try {
-      last = await api('GET', `/api/admin/sessions?${query}`);
+      last = await tether.rest('GET', `/api/admin/sessions?${query}`);
       if (destroyed) return;
       let learned = false;
       for (const s of last.sessions) {

@@ -1,10 +1,11 @@
 // The "your session ends soon" notice, from `session.expiring`; for an idle
 // deadline it offers "Stay signed in", which sends `session.refresh`.
 
+import { tether } from '../client.js';
 import { h, replace } from '../dom.js';
 import { on } from '../state.js';
 
-export function expiringNotice({ connection }) {
+export function expiringNotice() {
   const el = h('div', { class: 'expiring', 'aria-live': 'polite' });
   let timer = null;
 
@@ -31,11 +32,10 @@ export function expiringNotice({ connection }) {
       type: 'button',
       onclick: async () => {
         try {
-          const reply = await connection()?.request('session.refresh');
-          if (reply?.ok) hide();
-          else error.textContent = ` ${reply?.error?.message ?? 'Could not extend the session.'}`;
+          await tether.request('session.refresh');
+          hide();
         } catch (e) {
-          error.textContent = ` ${e.message}`;
+          error.textContent = ` ${e.message || 'Could not extend the session.'}`;
         }
       },
     }, 'Stay signed in');

@@ -1,6 +1,7 @@
 // Home: who I am, the three messages asked for over the socket, and the chat.
 // Parts that depend on permissions update in place on `permissions.changed`.
 
+import { tether } from '../client.js';
 import { h, replace, nextId, timeEl } from '../dom.js';
 import { state, on, can } from '../state.js';
 
@@ -11,7 +12,7 @@ const MESSAGES = [
 ];
 const ROOM_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
-export function homeView({ connection }) {
+export function homeView() {
   const subs = [];
   const identity = h('dl', { class: 'facts' });
   const renderIdentity = () => {
@@ -26,8 +27,8 @@ export function homeView({ connection }) {
   renderIdentity();
   subs.push(on('user', renderIdentity));
 
-  const messages = messagesCard(connection, subs);
-  const chat = chatCard(connection, subs);
+  const messages = messagesCard(subs);
+  const chat = chatCard(subs);
 
   const el = h('section', { dataset: { view: 'home' } },
     h('h1', { tabindex: '-1', id: 'home-title' }, 'Hello, ', state.user.username),
@@ -38,7 +39,7 @@ export function homeView({ connection }) {
   return { el, destroy: () => subs.forEach((u) => u()) };
 }
 
-function messagesCard(connection, subs) {
+function messagesCard(subs) {
   const rows = MESSAGES.map(({ type, label, needs }) => {
     const output = h('output', { class: 'reply', 'aria-live': 'polite', dataset: { message: type } });
     const hint = needs && h('p', { class: 'hint', id: nextId('hint') });
@@ -51,17 +52,12 @@ function messagesCard(connection, subs) {
         output.className = 'reply pending';
         output.textContent = 'Asking…';
         try {
-          const reply = await connection().request(type);
-          if (reply.ok) {
-            output.className = 'reply ok';
-            output.textContent = reply.data?.text ?? '';
-          } else {
-            output.className = 'reply denied';
-            output.textContent = reply.error?.code === 'forbidden' ? 'Permission denied' : reply.error?.message;
-          }
+          const reply = await tether.request(type);
+          output.className = 'reply ok';
+          output.textContent = reply?.text ?? '';
         } catch (e) {
           output.className = 'reply denied';
-          output.textContent = e.message;
+          output.textContent = e.code === 'forbidden' ? 'Permission denied' : e.message;
         }
       },
     }, label);
@@ -84,7 +80,7 @@ function messagesCard(connection, subs) {
     h('ul', { class: 'plain' }, rows));
 }
 
-function chatCard(connection, subs) {
+function chatCard(subs) {
   const room = h('input', { id: 'chat-room', value: 'lobby', maxlength: '64', autocomplete: 'off', spellcheck: 'false' });
   const text = h('input', { id: 'chat-text', maxlength: '2000', autocomplete: 'off', required: true });
   const send = h('button', { type: 'submit' }, 'Send');
@@ -128,15 +124,11 @@ function chatCard(connection, subs) {
     if (!t.trim()) return;
     send.disabled = true;
     try {
-      const reply = await connection().request('chat.send', { room: r, text: t });
-      if (reply.ok) {
-        text.value = '';
-        status.textContent = '';
-      } else {
-        status.textContent = reply.error?.code === 'forbidden' ? 'Permission denied' : reply.error?.message;
-      }
+      await tether.request('chat.send', { room: r, text: t });
+      text.value = '';
+      status.textContent = '';
     } catch (e) {
-      status.textContent = e.message;
+      status.textContent = e.code === 'forbidden' ? 'Permission denied' : e.message;
     } finally {
       send.disabled = !can('chat:write');
       text.focus();

@@ -2,7 +2,7 @@
 // list of cards on a narrow screen, a polite auto-refresh, and the runner for
 // buttons that call the API.
 
-import { api, describe } from '../api.js';
+import { tether, describe } from '../client.js';
 import { h } from '../dom.js';
 
 /**
@@ -14,7 +14,7 @@ export function actionRunner(status, reload) {
   return async (method, path, body, done) => {
     status.textContent = 'Working…';
     try {
-      const res = await api(method, path, body);
+      const res = await tether.rest(method, path, body);
       status.textContent = done(res);
       await reload();
       return true;

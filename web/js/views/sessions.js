@@ -1,7 +1,7 @@
 // My sessions: every device signed in as me, with sign-out per device and
 // "sign out everywhere else".
 
-import { api, describe } from '../api.js';
+import { tether, describe } from '../client.js';
 import { h, replace, ago, until, timeEl, browserName } from '../dom.js';
 import { dataTable, autoRefresh, updatedAt, actionRunner } from './parts.js';
 
@@ -14,7 +14,7 @@ export function sessionsView({ signOut }) {
   // `force`: re-render even when focus is inside the list (after an action).
   const load = async (force = false) => {
     try {
-      const { sessions } = await api('GET', '/api/auth/sessions');
+      const { sessions } = await tether.rest('GET', '/api/auth/sessions');
       if (destroyed) return;
       render(sessions, force);
       updatedAt(updated);

@@ -1,7 +1,7 @@
 // The sign-in screen: a labelled form, and a clear sentence for each way
 // sign-in can fail (bad credentials, rate limited with the wait, server down).
 
-import { api, describe } from '../api.js';
+import { tether, describe } from '../client.js';
 import { h, replace } from '../dom.js';
 
 /**
@@ -50,12 +50,10 @@ export function signInView({ notice, onSignedIn }) {
     submit.disabled = true;
     submit.textContent = 'Signing in…';
     try {
-      const res = await api('POST', '/api/auth/login',
-        { username: username.value.trim(), password: password.value },
-        { expectSignedIn: false });
+      const user = await tether.signIn(username.value.trim(), password.value);
       clearInterval(countdown);
       password.value = '';
-      onSignedIn(res.user);
+      onSignedIn(user);
       return;
     } catch (e) {
       submit.disabled = false;
