@@ -36,7 +36,7 @@ pub async fn serve(req: HttpRequest) -> Result<HttpResponse, ApiError> {
             .finish());
     }
     Ok(HttpResponse::Ok()
-        .insert_header(content_type(file.metadata.mimetype()))
+        .insert_header(content_type(mime_of(&req, file.metadata.mimetype())))
         .insert_header(ETag(etag.clone()))
         .insert_header(revalidate)
         .body(file.data))
@@ -68,6 +68,16 @@ fn already_has(req: &HttpRequest, etag: &EntityTag) -> bool {
 }
 
 /// The type guessed from the extension at build time; text is UTF-8.
+/// The embedded type, except for TypeScript declarations: mime_guess calls
+/// `.ts` an MPEG transport stream, but `tether-client.d.ts` is text.
+fn mime_of<'a>(req: &HttpRequest, embedded: &'a str) -> &'a str {
+    if req.path().ends_with(".d.ts") {
+        "text/plain"
+    } else {
+        embedded
+    }
+}
+
 fn content_type(mime: &str) -> ContentType {
     let mime = if mime.starts_with("text/") {
         format!("{mime}; charset=utf-8")

@@ -103,6 +103,11 @@ async fn the_client_module_is_served_at_the_root_with_its_types() {
         .await
         .unwrap();
     assert_eq!(types.status(), 200);
+    assert_eq!(
+        types.headers()["content-type"],
+        "text/plain; charset=utf-8",
+        "a declaration file is text, not the MPEG stream `.ts` also names"
+    );
     let text = types.text().await.unwrap();
     assert_eq!(text, source("tether-client.d.ts"));
     assert!(
