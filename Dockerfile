@@ -28,8 +28,8 @@ RUN apt-get update \
     && chown tether:tether /data
 # The browser app (web/) is built into the binary: nothing else to copy.
 COPY --from=builder /usr/local/bin/tether /usr/local/bin/tether
-# Listen on all interfaces inside the container (which also makes the cookie
-# Secure by default; set TETHER_COOKIE_SECURE=false only for plain-HTTP testing).
+# Listen on all interfaces inside the container. The cookie follows
+# TETHER_PUBLIC_URL, not this: set it to the https:// URL users reach.
 ENV TETHER_BIND=0.0.0.0:8080 \
     RUST_LOG=info
 USER tether

@@ -121,6 +121,7 @@ impl From<DbError> for ApiError {
             DbError::Unavailable(e) => ApiError::Unavailable(e),
             DbError::NotFound => ApiError::NotFound,
             DbError::UsernameTaken => ApiError::Conflict("Username already taken".into()),
+            DbError::LastAdministrator => ApiError::Conflict(e.to_string()),
             DbError::UnknownRole(r) => ApiError::BadRequest(format!("Unknown role {r:?}")),
             DbError::Other(e) => ApiError::Internal(e),
         }

@@ -5,18 +5,21 @@
 //! Floors, lowest first (a module imports only from its own floor or below):
 //! `time`, `domain` → `config`, `db`, `events` → `sessions` → `auth` →
 //! `ws` → `state` → the routes (`auth`, `admin`, `demo_messages`, `health`,
-//! `ws::route`) → `startup` → `cli`.
+//! `ws::route`) and the middleware beside them (`csrf`, `security_headers`)
+//! → `startup` → `cli`.
 
 pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod csrf;
 pub mod db;
 pub mod demo_messages;
 pub mod domain;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod security_headers;
 pub mod sessions;
 pub mod startup;
 pub mod state;

@@ -13,7 +13,7 @@ use actix_session::{
 use actix_web::{
     cookie::{time::Duration as CookieDuration, Key, SameSite},
     dev::{Server, ServerHandle, Service as _},
-    middleware::Logger,
+    middleware::{from_fn, Logger},
     web, App, HttpServer,
 };
 use anyhow::Context as _;
@@ -26,11 +26,12 @@ use crate::{
         AccessCache, Hasher,
     },
     config::Config,
+    csrf,
     db::Db,
     demo_messages,
     error::{self, ApiError},
     events::EventBus,
-    health,
+    health, security_headers,
     sessions::{
         backend::{MemoryBackend, RedisBackend},
         AnyBackend, SessionStore, Sessions,
@@ -217,11 +218,6 @@ async fn shutdown_signal() -> std::io::Result<&'static str> {
     })
 }
 
-/// Sent on every response: only this origin's own files and sockets, no
-/// framing, no `<base>`, forms posted only here.
-const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
-
 fn http_server(
     state: web::Data<AppState>,
     key: Key,
@@ -241,7 +237,8 @@ fn http_server(
         // Redis connection of its own (`RedisBackend::for_worker`).
         let store = SessionStore::new(shared_sessions.for_worker());
         let sessions = SessionMiddleware::builder(store, key.clone())
-            .cookie_name("tether_session".into())
+            // `__Host-tether_session` when Secure (README, "Session cookie").
+            .cookie_name(config.cookie_name().into())
             .cookie_secure(config.cookie_secure)
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
@@ -277,13 +274,11 @@ fn http_server(
                     })
                 }
             })
+            // Outside the session: a refused request loads and changes nothing.
+            .wrap(from_fn(csrf::refuse_cross_site))
             .wrap(Logger::new("%a \"%r\" %s %b %Dms").exclude("/healthz"))
-            // The browser app has no inline script or style, so every response
-            // can carry a strict policy (README, "Browser app").
-            .wrap(actix_web::middleware::DefaultHeaders::new().add((
-                actix_web::http::header::CONTENT_SECURITY_POLICY,
-                CONTENT_SECURITY_POLICY,
-            )))
+            // Outermost, so that every response gets them, errors included.
+            .wrap(from_fn(security_headers::add))
             .app_data(state.clone())
             .app_data(error::json_config())
             .app_data(error::path_config())

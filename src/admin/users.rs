@@ -6,13 +6,13 @@
 //! every path under its prefix (404 when nothing inside matches), which would
 //! hide `/api/admin/users/{id}/sessions` registered by `admin::sessions`.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::UserIdPath;
 use crate::{
-    auth::{extractors::perm, Authorized},
+    auth::{extractors::perm, password_routes, Authorized},
     db::UserRecord,
     domain::{ParseError, Password, PermissionSet, RoleName, Username},
     error::ApiError,
@@ -151,19 +151,34 @@ async fn set_disabled(
 #[derive(Deserialize)]
 struct PasswordBody {
     password: String,
+    /// Required, and checked, when the account is the caller's own.
+    current_password: Option<String>,
 }
 
+/// 204; every session of the user ends (`password_changed`). On the caller's
+/// own account this is a self-service change: a stolen admin session must not
+/// be able to lock the real admin out, so the current password is required
+/// and checked within the sign-in throttle, and this session stays.
 async fn set_password(
+    req: HttpRequest,
     admin: Admin,
     state: web::Data<AppState>,
     UserIdPath(id): UserIdPath,
     body: web::Json<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let password = Password::parse_new(body.into_inner().password).map_err(bad_request)?;
-    // An admin setting their own password stays signed in on this session.
-    let own = &admin.user.session;
-    let keep = (own.user_id == id).then_some(own.sid.as_str());
+    let PasswordBody {
+        password,
+        current_password,
+    } = body.into_inner();
+    let password = Password::parse_new(password).map_err(bad_request)?;
+    if id == admin.user.access.id {
+        let current = current_password.ok_or_else(|| {
+            ApiError::BadRequest("current_password is required to change your own password".into())
+        })?;
+        password_routes::change_own(&req, &state, &admin.user, current, password).await?;
+        return Ok(HttpResponse::NoContent().finish());
+    }
     let (db, sessions, hasher) = (&state.db, &state.sessions, &state.hasher);
-    users::set_password(db, sessions, hasher, id, password, keep).await?;
+    users::set_password(db, sessions, hasher, id, password, None).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,4 +1,5 @@
-//! `PUT /api/auth/password`: a signed-in user changes their own password.
+//! `PUT /api/auth/password`: a signed-in user changes their own password
+//! (`change_own`, which the admin route uses for an admin's own account too).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -23,10 +24,7 @@ struct ChangePasswordBody {
 }
 
 /// 204; every other session of the user ends (`password_changed`), this one
-/// stays signed in. A wrong current password is 400, not 401: the caller is
-/// still signed in. It counts as a failed password check for this user from
-/// this address, so a stolen session cannot guess the password (429 after
-/// the sign-in limit).
+/// stays signed in.
 async fn change_password(
     req: HttpRequest,
     user: CurrentUser,
@@ -39,10 +37,26 @@ async fn change_password(
     } = body.into_inner();
     let new =
         Password::parse_new(new_password).map_err(|e| ApiError::BadRequest(format!("new {e}")))?;
+    change_own(&req, &state, &user, current_password, new).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The signed-in `user` changes their own password, proving it with the
+/// current one: here and on the admin route for one's own account. A wrong
+/// current password is 400, not 401: the caller is still signed in. It counts
+/// as a failed password check for this user from this address, so a stolen
+/// session cannot guess the password (429 after the sign-in limit).
+pub async fn change_own(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &CurrentUser,
+    current_password: String,
+    new: Password,
+) -> Result<(), ApiError> {
     // Empty or over-long cannot be the current password.
     let current = Password::parse(current_password)
         .map_err(|_| ApiError::from(users::UserError::WrongPassword))?;
-    let ip = client_ip(&req, &state.config.trusted_proxies);
+    let ip = client_ip(req, &state.config.trusted_proxies);
     let name = Username::parse(&user.access.username).ok();
     let (db, sessions, hasher) = (&state.db, &state.sessions, &state.hasher);
     let changed = state.throttle.check(name.as_ref(), ip, async {
@@ -53,7 +67,7 @@ async fn change_password(
         }
     });
     match changed.await? {
-        Checked::Right(()) => Ok(HttpResponse::NoContent().finish()),
+        Checked::Right(()) => Ok(()),
         Checked::Wrong => Err(users::UserError::WrongPassword.into()),
     }
 }

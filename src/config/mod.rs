@@ -53,11 +53,16 @@ pub struct Config {
     /// Origins allowed to open the WebSocket (`TETHER_ALLOWED_ORIGINS`);
     /// `None` = derived from the bound address once it is known.
     pub allowed_origins: Option<Vec<String>>,
+    /// Where users reach the app (`TETHER_PUBLIC_URL`, as an origin; default:
+    /// the first allowed origin); `None` = `http://localhost:PORT` once bound.
+    /// Its scheme decides whether the session cookie is `Secure`.
+    pub public_url: Option<String>,
     /// Idle timeout (`TETHER_SESSION_IDLE_SECS`): activity extends the session.
     pub session_idle: Duration,
     /// Absolute timeout (`TETHER_SESSION_ABSOLUTE_SECS`): never extended.
     pub session_absolute: Duration,
-    /// `Secure` flag of the session cookie (`TETHER_COOKIE_SECURE`).
+    /// `Secure` flag of the session cookie (`TETHER_COOKIE_SECURE`; default:
+    /// whether `public_url` is `https://`). Also turns on HSTS.
     pub cookie_secure: bool,
     /// Largest WebSocket message accepted (`TETHER_WS_MAX_MESSAGE_BYTES`).
     pub ws_max_message_bytes: usize,
@@ -166,13 +171,15 @@ impl Config {
 
         let network = network(&get)?;
         let stores = stores(&get)?;
-        let sessions = sessions(&get, &network.bind)?;
+        let public_url = parse::public_url(&get, network.allowed_origins.as_deref())?;
+        let sessions = sessions(&get, public_url.as_deref())?;
         let sockets = sockets(&get)?;
         let sign_in = sign_in(&get)?;
         let admin = bootstrap_admin(&get)?;
         Ok(Config {
             bind: network.bind,
             allowed_origins: network.allowed_origins,
+            public_url,
             trusted_proxies: network.trusted_proxies,
             database_url: stores.database_url,
             database_backend: stores.database_backend,
@@ -205,14 +212,40 @@ impl Config {
         })
     }
 
-    /// The origins allowed to open the WebSocket, given the port actually bound.
+    /// The origins allowed to open the WebSocket and to send unsafe requests
+    /// (`TETHER_ALLOWED_ORIGINS` and the public URL), given the port actually
+    /// bound.
     pub fn effective_allowed_origins(&self, port: u16) -> Vec<String> {
-        match &self.allowed_origins {
+        let mut origins = match &self.allowed_origins {
             Some(list) => list.clone(),
             None => vec![
                 format!("http://localhost:{port}"),
                 format!("http://127.0.0.1:{port}"),
             ],
+        };
+        let public = self.public_origin(port);
+        if !origins.iter().any(|o| o.eq_ignore_ascii_case(&public)) {
+            origins.push(public);
+        }
+        origins
+    }
+
+    /// Where users reach the app, given the port actually bound.
+    pub fn public_origin(&self, port: u16) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://localhost:{port}"))
+    }
+
+    /// The session cookie's name: a `Secure` cookie gets the `__Host-` prefix,
+    /// with which a browser accepts it only from a secure origin, with
+    /// `Path=/` and no `Domain`, so a sibling subdomain cannot plant or
+    /// overwrite it.
+    pub fn cookie_name(&self) -> &'static str {
+        if self.cookie_secure {
+            "__Host-tether_session"
+        } else {
+            "tether_session"
         }
     }
 

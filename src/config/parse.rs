@@ -125,7 +125,7 @@ pub(super) struct SessionSettings {
 
 pub(super) fn sessions(
     get: &impl Fn(&str) -> Option<String>,
-    bind: &SocketAddr,
+    public_url: Option<&str>,
 ) -> Result<SessionSettings, ConfigError> {
     let session_key = get("TETHER_SESSION_KEY")
         .map(|v| cookie_key(&v))
@@ -141,7 +141,9 @@ pub(super) fn sessions(
     let cookie_secure = match get("TETHER_COOKIE_SECURE") {
         Some(v) => parse_bool(&v)
             .ok_or_else(|| invalid("TETHER_COOKIE_SECURE", format!("{v:?} is not true/false")))?,
-        None => !bind.ip().is_loopback(),
+        // Where users reach the app decides, not the address bound: behind a
+        // TLS-terminating proxy tether binds loopback and speaks plain http.
+        None => public_url.is_some_and(|url| url.starts_with("https://")),
     };
     Ok(SessionSettings {
         session_key,
@@ -150,6 +152,69 @@ pub(super) fn sessions(
         cookie_secure,
         sweep_interval: secs(get, "TETHER_SWEEP_SECS", 10)?,
         session_expiring_notice: secs(get, "TETHER_SESSION_EXPIRING_NOTICE_SECS", 60)?,
+    })
+}
+
+/// `TETHER_PUBLIC_URL`: where users reach the app, as the origin a browser
+/// sends (`scheme://host[:port]`); default: the first `TETHER_ALLOWED_ORIGINS`
+/// entry. `None` when neither is set: then it is `http://localhost:PORT`, known
+/// once bound.
+pub(super) fn public_url(
+    get: &impl Fn(&str) -> Option<String>,
+    allowed_origins: Option<&[String]>,
+) -> Result<Option<String>, ConfigError> {
+    match get("TETHER_PUBLIC_URL") {
+        Some(v) => public_origin(&v).map(Some),
+        None => Ok(allowed_origins.and_then(|list| list.first()).cloned()),
+    }
+}
+
+/// `v` as a browser's `Origin` would show it: scheme and host lower-cased, the
+/// scheme's default port and a trailing `/` dropped. A path, query, fragment
+/// or user name is refused: the app is served at `/` of its origin.
+fn public_origin(v: &str) -> Result<String, ConfigError> {
+    let refuse = |why: &str| invalid("TETHER_PUBLIC_URL", format!("{v:?} {why}"));
+    let lower = v.trim().to_ascii_lowercase();
+    let (scheme, rest) = lower
+        .split_once("://")
+        .ok_or_else(|| refuse("is not an http:// or https:// URL"))?;
+    let default_port = match scheme {
+        "http" => "80",
+        "https" => "443",
+        _ => return Err(refuse("is not an http:// or https:// URL")),
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#', '@']) || authority.contains(char::is_whitespace) {
+        return Err(refuse(
+            "must be scheme://host[:port] with nothing after it (tether is served at /)",
+        ));
+    }
+    // `[v6]:port`, `[v6]`, `host:port` or `host`.
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.ends_with(']') => (host, Some(port)),
+        _ => (authority, None),
+    };
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        }
+    };
+    if !host_ok {
+        return Err(refuse("has no valid host"));
+    }
+    let port = match port {
+        Some(p) if p.parse::<u16>().is_ok_and(|n| n > 0) => p,
+        Some(_) => return Err(refuse("has an invalid port")),
+        None => default_port,
+    };
+    Ok(if port == default_port {
+        format!("{scheme}://{host}")
+    } else {
+        format!("{scheme}://{host}:{port}")
     })
 }
 

@@ -22,8 +22,9 @@ fn defaults_work_on_a_bare_machine() {
     assert_eq!(c.redis_prefix, "tether:");
     assert!(
         !c.cookie_secure,
-        "loopback bind defaults to non-secure cookies"
+        "the default public URL (http://localhost) gets a cookie without Secure"
     );
+    assert_eq!(c.cookie_name(), "tether_session");
     assert_eq!(c.session_idle, Duration::from_secs(1800));
     assert_eq!(c.session_absolute, Duration::from_secs(28800));
     assert_eq!(c.ws_max_message_bytes, 65536);
@@ -36,12 +37,72 @@ fn defaults_work_on_a_bare_machine() {
 }
 
 #[test]
-fn a_public_bind_defaults_to_secure_cookies() {
-    assert!(
-        config(&[("TETHER_BIND", "0.0.0.0:8080")])
-            .unwrap()
-            .cookie_secure
+fn cookies_follow_the_public_url_not_the_bind_address() {
+    let secure = |pairs: &[(&str, &str)]| {
+        let c = config(pairs).unwrap();
+        (c.cookie_secure, c.cookie_name())
+    };
+    let plain = (false, "tether_session");
+    let host_only = (true, "__Host-tether_session");
+    assert_eq!(secure(&[]), plain, "cargo run: http://localhost");
+    assert_eq!(secure(&[("TETHER_BIND", "0.0.0.0:8080")]), plain);
+    // Behind a TLS-terminating proxy: loopback bind, https public URL.
+    let proxied = [
+        ("TETHER_BIND", "127.0.0.1:8080"),
+        ("TETHER_PUBLIC_URL", "https://tether.example"),
+    ];
+    assert_eq!(secure(&proxied), host_only);
+    // The default public URL is the first allowed origin.
+    let origins = "https://tether.example,http://localhost:8080";
+    assert_eq!(secure(&[("TETHER_ALLOWED_ORIGINS", origins)]), host_only);
+    let origins = "http://localhost:8080,https://tether.example";
+    assert_eq!(secure(&[("TETHER_ALLOWED_ORIGINS", origins)]), plain);
+    // TETHER_COOKIE_SECURE still overrides, either way.
+    let mut forced = proxied.to_vec();
+    forced.push(("TETHER_COOKIE_SECURE", "false"));
+    assert_eq!(secure(&forced), plain);
+    assert_eq!(secure(&[("TETHER_COOKIE_SECURE", "true")]), host_only);
+}
+
+#[test]
+fn the_public_url_is_an_origin_and_is_allowed() {
+    let c = config(&[("TETHER_PUBLIC_URL", "HTTPS://Tether.Example:443/")]).unwrap();
+    assert_eq!(c.public_url.as_deref(), Some("https://tether.example"));
+    assert_eq!(
+        c.effective_allowed_origins(8080),
+        vec![
+            "http://localhost:8080",
+            "http://127.0.0.1:8080",
+            "https://tether.example"
+        ]
     );
+    for (given, kept) in [
+        ("http://10.0.0.1:8080", "http://10.0.0.1:8080"),
+        ("http://[::1]:80", "http://[::1]"),
+        ("https://[2001:db8::1]:8443", "https://[2001:db8::1]:8443"),
+    ] {
+        let c = config(&[("TETHER_PUBLIC_URL", given)]).unwrap();
+        assert_eq!(c.public_url.as_deref(), Some(kept), "{given}");
+    }
+    let c = config(&[]).unwrap();
+    assert_eq!(c.public_url, None);
+    assert_eq!(c.public_origin(8080), "http://localhost:8080");
+    for bad in [
+        "tether.example",
+        "ftp://tether.example",
+        "https://",
+        "https://tether.example/app",
+        "https://tether.example?x",
+        "https://user@tether.example",
+        "https://tether.example:0",
+        "https://tether.example:99999",
+        "https://bad_host",
+        "https://[nope]",
+    ] {
+        let err = config(&[("TETHER_PUBLIC_URL", bad)]).expect_err(bad);
+        assert_eq!(err.var, "TETHER_PUBLIC_URL", "{bad}");
+        assert!(err.to_string().contains(bad), "{err}");
+    }
 }
 
 #[test]
@@ -58,6 +119,7 @@ fn invalid_values_name_the_variable() {
         ("TETHER_ADMIN_PASSWORD", "short"),
         ("TETHER_WS_CLIENT_TIMEOUT_SECS", "10"),
         ("TETHER_TRUSTED_PROXIES", "10.0.0.0/8, not-an-ip"),
+        ("TETHER_PUBLIC_URL", "tether.example"),
     ] {
         let err = config(&[(var, value)]).expect_err(var);
         assert_eq!(err.var, var);

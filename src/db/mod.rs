@@ -3,10 +3,12 @@
 //!
 //! Layout: `pool` (backend choice, connections), `migrations`,
 //! `startup_lock` (one process at a time migrates or bootstraps), `schema`,
-//! and `users` (row models beside their queries). This file is the async
+//! `users` (row models beside their queries) and `last_admin` (nobody may
+//! take `admin:users` from the last enabled user holding it). This file is the async
 //! façade the rest of the crate calls.
 
 mod change_probe;
+mod last_admin;
 mod migrations;
 mod pool;
 mod schema;
@@ -43,8 +45,12 @@ pub enum DbError {
     Unavailable(#[source] anyhow::Error),
     #[error("not found")]
     NotFound,
+    /// Also when the name differs from a taken one only by case.
     #[error("username already taken")]
     UsernameTaken,
+    /// The change would leave no enabled user holding `admin:users`.
+    #[error("the last administrator cannot lose admin:users")]
+    LastAdministrator,
     #[error("unknown role {0:?}")]
     UnknownRole(String),
     #[error(transparent)]
@@ -259,13 +265,15 @@ impl Db {
             .await
     }
 
-    /// Replaces the user's roles; `NotFound` or `UnknownRole` change nothing.
+    /// Replaces the user's roles; `NotFound`, `UnknownRole` or
+    /// `LastAdministrator` change nothing.
     pub async fn set_roles(&self, id: Uuid, roles: &[RoleName]) -> Result<UserRecord, DbError> {
         let roles = role_names(roles);
         self.run(move |conn| users::set_roles(conn, id, &roles))
             .await
     }
 
+    /// `NotFound` or `LastAdministrator` change nothing.
     pub async fn set_disabled(&self, id: Uuid, disabled: bool) -> Result<UserRecord, DbError> {
         self.run(move |conn| users::set_disabled(conn, id, disabled))
             .await

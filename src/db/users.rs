@@ -11,10 +11,22 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::Text;
 use uuid::Uuid;
 
+use super::last_admin;
 use super::pool::DbConnection;
 use super::schema::{role_permissions, roles, user_roles, users};
 use super::{Credentials, DbError, UserRecord};
 use crate::domain::{Permission, PermissionSet};
+
+diesel::define_sql_function! {
+    /// SQL `lower(text)`. Names are ASCII (`Username`), which both backends
+    /// lower-case alike; the unique index `users_username_folded` is on it.
+    fn lower(x: Text) -> Text;
+}
+
+/// `username` as the folded unique index holds it, so lookups use the index.
+fn folded(username: &str) -> String {
+    username.to_ascii_lowercase()
+}
 
 /// Most ids bound into one `IN (…)`; SQLite and PostgreSQL both cap the
 /// number of bind parameters per statement.
@@ -57,7 +69,7 @@ pub(super) fn find_credentials(
     username: &str,
 ) -> Result<Option<Credentials>, DbError> {
     let row: Option<(String, String, bool)> = users::table
-        .filter(users::username.eq(username))
+        .filter(lower(users::username).eq(folded(username)))
         .select((users::id, users::password_hash, users::disabled))
         .first(conn)
         .optional()?;
@@ -85,14 +97,14 @@ pub(super) fn find_by_username(
     username: &str,
 ) -> Result<Option<UserRecord>, DbError> {
     let row = users::table
-        .filter(users::username.eq(username))
+        .filter(lower(users::username).eq(folded(username)))
         .select(UserRow::as_select())
         .first(conn)
         .optional()?;
     Ok(with_roles(conn, row.into_iter().collect())?.pop())
 }
 
-/// The users among `ids` that exist, ordered by username.
+/// The users among `ids` that exist, ordered by username (ignoring case).
 pub(super) fn find_many(conn: &mut DbConnection, ids: &[Uuid]) -> Result<Vec<UserRecord>, DbError> {
     let ids: BTreeSet<String> = ids.iter().map(Uuid::to_string).collect();
     let ids: Vec<String> = ids.into_iter().collect();
@@ -105,13 +117,13 @@ pub(super) fn find_many(conn: &mut DbConnection, ids: &[Uuid]) -> Result<Vec<Use
                 .load(conn)?,
         );
     }
-    rows.sort_by(|a, b| a.username.cmp(&b.username));
+    rows.sort_by_cached_key(|row| folded(&row.username));
     with_roles(conn, rows)
 }
 
 pub(super) fn list(conn: &mut DbConnection) -> Result<Vec<UserRecord>, DbError> {
     let rows = users::table
-        .order(users::username)
+        .order(lower(users::username))
         .select(UserRow::as_select())
         .load(conn)?;
     with_roles(conn, rows)
@@ -141,7 +153,8 @@ pub(super) fn create(
             .execute(conn)
             .map_err(|e| match e {
                 // The id is a fresh v4 UUID, so the only unique key that can
-                // clash is the username (also under a concurrent create).
+                // clash is the username, regardless of case (also under a
+                // concurrent create).
                 DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
                     DbError::UsernameTaken
                 }
@@ -152,7 +165,8 @@ pub(super) fn create(
     })
 }
 
-/// Replaces the user's roles with `roles` (sorted, distinct). All or nothing.
+/// Replaces the user's roles with `roles` (sorted, distinct). All or nothing;
+/// `LastAdministrator` if nobody would hold `admin:users` any more.
 pub(super) fn set_roles(
     conn: &mut DbConnection,
     id: Uuid,
@@ -160,26 +174,35 @@ pub(super) fn set_roles(
 ) -> Result<UserRecord, DbError> {
     let id_text = id.to_string();
     conn.transaction(|conn| {
+        last_admin::serialize(conn)?;
         touch(conn, &id_text)?;
+        let administrators = last_admin::administrators(conn)?;
         ensure_roles_exist(conn, roles)?;
         diesel::delete(user_roles::table.filter(user_roles::user_id.eq(&id_text))).execute(conn)?;
         grant(conn, &id_text, roles)?;
+        last_admin::still_administered(conn, &administrators, &id_text)?;
         find_by_id(conn, id)?.ok_or(DbError::NotFound)
     })
 }
 
+/// Sets the disabled flag; `LastAdministrator` (and nothing changed) if
+/// nobody would hold `admin:users` any more.
 pub(super) fn set_disabled(
     conn: &mut DbConnection,
     id: Uuid,
     disabled: bool,
 ) -> Result<UserRecord, DbError> {
-    let updated = diesel::update(users::table.filter(users::id.eq(id.to_string())))
-        .set((users::disabled.eq(disabled), users::updated_at.eq(now())))
-        .execute(conn)?;
-    if updated == 0 {
-        return Err(DbError::NotFound);
-    }
-    find_by_id(conn, id)?.ok_or(DbError::NotFound)
+    let id_text = id.to_string();
+    conn.transaction(|conn| {
+        last_admin::serialize(conn)?;
+        touch(conn, &id_text)?;
+        let administrators = last_admin::administrators(conn)?;
+        diesel::update(users::table.filter(users::id.eq(&id_text)))
+            .set(users::disabled.eq(disabled))
+            .execute(conn)?;
+        last_admin::still_administered(conn, &administrators, &id_text)?;
+        find_by_id(conn, id)?.ok_or(DbError::NotFound)
+    })
 }
 
 pub(super) fn set_password_hash(
@@ -199,7 +222,8 @@ pub(super) fn set_password_hash(
     Ok(())
 }
 
-/// Bumps `updated_at`, and in doing so checks the user exists.
+/// Bumps `updated_at`, and in doing so checks the user exists (and, on
+/// SQLite, takes the database's write lock for the rest of the transaction).
 fn touch(conn: &mut DbConnection, id: &str) -> Result<(), DbError> {
     let updated = diesel::update(users::table.filter(users::id.eq(id)))
         .set(users::updated_at.eq(now()))
@@ -298,4 +322,23 @@ fn parse_id(text: &str) -> Result<Uuid, DbError> {
                 .context(format!("user id {text:?} in the database is not a UUID")),
         )
     })
+}
+
+/// Groups of stored names that are equal but for case, each sorted: what
+/// stops the migration to case-insensitive names.
+pub(super) fn names_differing_only_by_case(
+    conn: &mut DbConnection,
+) -> Result<Vec<Vec<String>>, DbError> {
+    let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for name in users::table.select(users::username).load::<String>(conn)? {
+        groups.entry(folded(&name)).or_default().push(name);
+    }
+    Ok(groups
+        .into_values()
+        .filter(|names| names.len() > 1)
+        .map(|mut names| {
+            names.sort();
+            names
+        })
+        .collect())
 }

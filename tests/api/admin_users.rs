@@ -404,9 +404,8 @@ async fn an_admin_cannot_disable_their_own_account(app: TestApp) {
     assert_eq!(admin.me(&app).await["user"]["username"], "admin");
 }
 
-async fn set_password_as_admin(app: &TestApp, admin: &Browser, id: &str, password: &str) {
+async fn set_password_as_admin(app: &TestApp, admin: &Browser, id: &str, body: Value) {
     let path = format!("/api/admin/users/{id}/password");
-    let body = json!({"password": password});
     let res = call(app, Some(admin), Method::PUT, &path, Some(body)).await;
     assert_eq!(res.status(), 204);
 }
@@ -434,7 +433,8 @@ async fn admin_password_change_ends_every_session_of_that_user(app: TestApp) {
         "nothing changed"
     );
 
-    set_password_as_admin(&app, &admin, &id, "olga-new-password").await;
+    let body = json!({"password": "olga-new-password"});
+    set_password_as_admin(&app, &admin, &id, body).await;
     for socket in [&mut laptop, &mut phone] {
         expect_revoked(socket, EndReason::PasswordChanged).await;
     }
@@ -454,7 +454,9 @@ async fn admin_changing_their_own_password_keeps_their_current_session(app: Test
     let mut own_socket = admin.socket(&app).await;
     let id = user_id(&app, &admin).await;
 
-    set_password_as_admin(&app, &admin, &id, "admin-new-password").await;
+    // Their own account: with the current password (admin_guard_rails.rs).
+    let body = json!({"password": "admin-new-password", "current_password": ADMIN_PASSWORD});
+    set_password_as_admin(&app, &admin, &id, body).await;
     expect_revoked(&mut other_socket, EndReason::PasswordChanged).await;
     assert!(own_socket.ask::<handlers::ping::Ping>(json!({})).await.ok);
     assert_eq!(admin.me(&app).await["user"]["username"], "admin");

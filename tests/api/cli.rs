@@ -158,7 +158,8 @@ async fn bad_input_gets_a_clear_message_and_a_nonzero_exit(app: TestApp) {
     assert!(!list.stdout.contains(" x ") && !list.stdout.contains("mo "));
 }
 
-fn run_plain(env: &[(&str, &str)], args: &[&str]) -> CliOutput {
+/// Runs the `tether` binary with only `env` (no stores of a test app).
+pub(crate) fn run_plain(env: &[(&str, &str)], args: &[&str]) -> CliOutput {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
         .args(args)
         .env_clear()
@@ -169,6 +170,7 @@ fn run_plain(env: &[(&str, &str)], args: &[&str]) -> CliOutput {
         .expect("run tether");
     CliOutput {
         ok: out.status.success(),
+        code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }

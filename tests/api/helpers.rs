@@ -219,9 +219,11 @@ impl TestApp {
     }
 }
 
-/// What a run of the `tether` binary printed, and whether it succeeded.
+/// What a run of the `tether` binary printed, and how it exited.
 pub struct CliOutput {
     pub ok: bool,
+    /// The exit code (`None` if a signal ended it).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -252,6 +254,7 @@ pub async fn tether_cli(app: &TestApp, args: &[&str], stdin: &str) -> CliOutput 
         let out = child.wait_with_output().expect("tether ran");
         CliOutput {
             ok: out.status.success(),
+            code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
@@ -260,14 +263,20 @@ pub async fn tether_cli(app: &TestApp, args: &[&str], stdin: &str) -> CliOutput 
     .expect("CLI runner")
 }
 
-/// `name=value` of the session cookie set by a response, if any.
+/// `name=value` of the session cookie set by a response, if any: named
+/// `tether_session`, or `__Host-tether_session` when it is `Secure`.
 pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
+    session_set_cookie(res).map(|v| v.split(';').next().unwrap_or_default().to_owned())
+}
+
+/// The whole `Set-Cookie` value of the session cookie, flags included.
+pub fn session_set_cookie(res: &reqwest::Response) -> Option<String> {
     res.headers()
         .get_all(SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("tether_session="))
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+        .find(|v| v.starts_with("tether_session=") || v.starts_with("__Host-tether_session="))
+        .map(str::to_owned)
 }
 
 /// A signed-in client: the session cookie, sent by hand so tests can copy it

@@ -208,6 +208,15 @@ async fn set_roles_replaces_the_roles_and_so_the_permissions(test_db: &TestDb) {
         "a refused change changes nothing"
     );
 
+    // Nobody else holds admin:users: the store keeps it (admin_guard_rails.rs).
+    let refused = db.set_roles(user.id, &[]).await;
+    assert!(
+        matches!(refused, Err(DbError::LastAdministrator)),
+        "{refused:?}"
+    );
+    db.create_user(&name("second-admin"), HASH, &roles(&["admin"]))
+        .await
+        .expect("create");
     let none = db.set_roles(user.id, &[]).await.expect("clear roles");
     assert!(none.roles.is_empty());
     assert_eq!(none.permissions, PermissionSet::EMPTY);
