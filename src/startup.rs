@@ -54,8 +54,8 @@ pub async fn open_user_store(config: &Config) -> anyhow::Result<Db> {
 
 /// Opens the session store and the event bus chosen by `REDIS_URL`.
 pub async fn open_sessions(config: &Config) -> anyhow::Result<Sessions> {
-    let (backend, bus) = match &config.redis_url {
-        Some(url) => {
+    let (backend, bus) = match &config.redis {
+        Some(crate::config::RedisTopology::Single(url)) => {
             use secrecy::ExposeSecret as _;
             let url = url.expose_secret();
             let backend = RedisBackend::connect(url, &config.redis_prefix)
@@ -66,6 +66,7 @@ pub async fn open_sessions(config: &Config) -> anyhow::Result<Sessions> {
                 .context("cannot reach Redis (REDIS_URL)")?;
             (AnyBackend::Redis(backend), bus)
         }
+        Some(other) => anyhow::bail!("REDIS_URL: Redis {} is not supported yet", other.kind()),
         None => (AnyBackend::Memory(MemoryBackend::new()), EventBus::local()),
     };
     Ok(Sessions::new(
@@ -88,11 +89,11 @@ impl Application {
         crate::users::bootstrap_admin(&db, &config).await?;
         // Without Redis nothing announces `tether users …` run beside this
         // server; a SQLite store can tell us itself.
-        if config.redis_url.is_none() {
+        if config.redis.is_none() {
             db.watch_other_processes()?;
         }
         let sessions = open_sessions(&config).await?;
-        if config.redis_url.is_none() {
+        if config.redis.is_none() {
             log::warn!(
                 "event=in_process_sessions note=\"REDIS_URL unset: sessions are neither shared between instances nor kept across restarts\""
             );
