@@ -31,8 +31,9 @@ use crate::{
     error::{self, ApiError},
     events::EventBus,
     health,
+    redis_link::RedisLink,
     sessions::{
-        backend::{MemoryBackend, RedisBackend},
+        backend::{redis::ReplicaAck, MemoryBackend, RedisBackend},
         AnyBackend, SessionStore, Sessions,
     },
     state::AppState,
@@ -55,18 +56,28 @@ pub async fn open_user_store(config: &Config) -> anyhow::Result<Db> {
 /// Opens the session store and the event bus chosen by `REDIS_URL`.
 pub async fn open_sessions(config: &Config) -> anyhow::Result<Sessions> {
     let (backend, bus) = match &config.redis {
-        Some(crate::config::RedisTopology::Single(url)) => {
-            use secrecy::ExposeSecret as _;
-            let url = url.expose_secret();
-            let backend = RedisBackend::connect(url, &config.redis_prefix)
+        Some(topology) => {
+            let link = RedisLink::connect(topology)
                 .await
                 .context("cannot reach Redis (REDIS_URL)")?;
-            let bus = EventBus::with_redis(url, &config.redis_prefix)
+            let acks = ReplicaAck {
+                replicas: config.redis_min_replicas_ack,
+                within: config.redis_replica_wait,
+            };
+            let backend = RedisBackend::on_link(link.clone(), &config.redis_prefix, acks)
                 .await
                 .context("cannot reach Redis (REDIS_URL)")?;
+            let bus = EventBus::with_redis(&link, &config.redis_prefix)
+                .await
+                .context("cannot reach Redis (REDIS_URL)")?;
+            log::info!(
+                "event=redis_connected topology={} primary={} replica_acks={}",
+                topology.kind(),
+                link.primary_addr(),
+                acks.replicas
+            );
             (AnyBackend::Redis(backend), bus)
         }
-        Some(other) => anyhow::bail!("REDIS_URL: Redis {} is not supported yet", other.kind()),
         None => (AnyBackend::Memory(MemoryBackend::new()), EventBus::local()),
     };
     Ok(Sessions::new(

@@ -22,6 +22,7 @@ mod session_store;
 mod start_together;
 mod startup_lock;
 mod throttle;
+mod topologies;
 mod user_store;
 mod web;
 mod ws;

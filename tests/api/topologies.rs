@@ -1,0 +1,544 @@
+//! Redis Sentinel (`.ci/redis-topologies up sentinel`, its URL in
+//! `TETHER_TEST_REDIS_SENTINEL_URL`): the Redis-backed behaviour on the
+//! primary the sentinels name, and failovers (`SENTINEL FAILOVER`, the
+//! primary killed with SIGKILL) that every instance follows by itself.
+//!
+//! The tests share one topology. A failover test holds [`TOPOLOGY`] for
+//! writing and leaves the topology settled (the script's `up` waits for that,
+//! and brings a killed node back as a replica); the others hold it for reading.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tether::{
+    config::{Config, RedisNode, RedisTopology},
+    domain::EndReason,
+    ws::{
+        handlers,
+        protocol::{ServerEvent, ServerFrame},
+    },
+};
+use tokio::{sync::RwLock, time::Instant};
+
+use crate::{
+    helpers::{spawn_app_with, Browser, Seen, Stack, TestApp, ADMIN_PASSWORD, PATIENCE},
+    services,
+};
+
+/// Held for writing by a test that fails the primary over.
+static TOPOLOGY: RwLock<()> = RwLock::const_new(());
+
+/// What the issue allows between losing the primary and serving again.
+const FAILOVER_LIMIT: Duration = Duration::from_secs(10);
+
+const SENTINEL_URL_VAR: &str = "TETHER_TEST_REDIS_SENTINEL_URL";
+
+/// The Sentinel topology under test, seen from outside the app.
+#[derive(Clone)]
+struct SentinelSet {
+    url: String,
+    sentinels: Vec<RedisNode>,
+    master: String,
+}
+
+impl SentinelSet {
+    /// `None` (reported as skipped; a failure in CI) when the variable is unset.
+    fn from_env(test: &str) -> Option<SentinelSet> {
+        let Ok(url) = std::env::var(SENTINEL_URL_VAR) else {
+            services::service_missing(
+                test,
+                "Redis Sentinel",
+                &format!(
+                    "{SENTINEL_URL_VAR} is unset; start one with .ci/redis-topologies up sentinel"
+                ),
+            );
+            return None;
+        };
+        // Read with the crate's own parser: the form the app is given.
+        let config = Config::from_lookup(|k| (k == "REDIS_URL").then(|| url.clone()))
+            .unwrap_or_else(|e| panic!("{SENTINEL_URL_VAR}: {e}"));
+        let Some(RedisTopology::Sentinel {
+            sentinels, master, ..
+        }) = config.redis
+        else {
+            panic!("{SENTINEL_URL_VAR} is not a redis+sentinel:// URL");
+        };
+        Some(SentinelSet {
+            url,
+            sentinels,
+            master,
+        })
+    }
+
+    fn connect(node: &str) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(format!("redis://{node}"))?
+            .get_connection_with_timeout(Duration::from_secs(2))
+    }
+
+    /// A sentinel command, answered by the first sentinel that answers.
+    fn ask<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        let mut last = None;
+        for sentinel in &self.sentinels {
+            match Self::connect(&sentinel.to_string())
+                .and_then(|mut c| redis::cmd("SENTINEL").arg(args).query(&mut c))
+            {
+                Ok(answer) => return answer,
+                Err(e) => last = Some(e),
+            }
+        }
+        panic!("no sentinel answered SENTINEL {args:?}: {last:?}")
+    }
+
+    /// `HOST:PORT` of the primary, as the sentinels name it now.
+    fn primary(&self) -> String {
+        let (host, port): (String, u16) =
+            self.ask(&["GET-MASTER-ADDR-BY-NAME", self.master.as_str()]);
+        format!("{host}:{port}")
+    }
+
+    fn primary_connection(&self) -> redis::Connection {
+        Self::connect(&self.primary()).expect("connect to the primary")
+    }
+
+    /// How many times the primary has run `command` (`INFO commandstats`).
+    fn calls_of(&self, command: &str) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut self.primary_connection())
+            .expect("INFO commandstats");
+        let prefix = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until the sentinels name a primary other than `old`; returns it.
+    /// (After `SENTINEL FAILOVER` the old primary stays writable until the
+    /// sentinels demote it, up to ten seconds later.)
+    async fn wait_for_new_primary(&self, old: &str, deadline: Instant) -> String {
+        loop {
+            let set = self.clone();
+            let now = tokio::task::spawn_blocking(move || set.primary())
+                .await
+                .unwrap();
+            if now != old {
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sentinels did not fail {old} over in time"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Whether `key` exists on the node at `addr`.
+    fn exists_on(addr: &str, key: &str) -> bool {
+        let mut connection = Self::connect(addr).expect("connect to the primary");
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query(&mut connection)
+            .unwrap()
+    }
+
+    /// `SENTINEL FAILOVER`: the replica becomes primary, the primary its replica.
+    fn fail_over(&self) {
+        let ok: String = self.ask(&["FAILOVER", self.master.as_str()]);
+        assert_eq!(ok, "OK");
+    }
+
+    /// SIGKILLs the primary's process.
+    fn kill_primary(&self) {
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut self.primary_connection())
+            .expect("INFO server");
+        let pid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .expect("process_id in INFO")
+            .trim()
+            .to_owned();
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -KILL {pid}");
+    }
+
+    /// Brings any stopped node back (as a replica) and waits until the
+    /// topology is healthy, before and after a failover test, however it
+    /// ends: the tests after it need a settled topology.
+    fn settled(&self) -> Settled {
+        settle();
+        Settled
+    }
+}
+
+/// Settles the topology again when dropped (see [`SentinelSet::settled`]).
+struct Settled;
+
+impl Drop for Settled {
+    fn drop(&mut self) {
+        settle();
+    }
+}
+
+/// `.ci/redis-topologies up sentinel`: starts what is stopped, waits until healthy.
+fn settle() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/redis-topologies");
+    let out = std::process::Command::new(script)
+        .args(["up", "sentinel"])
+        .output()
+        .expect("run .ci/redis-topologies");
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        if std::thread::panicking() {
+            eprintln!("the Sentinel topology did not settle: {why}");
+        } else {
+            panic!("the Sentinel topology did not settle: {why}");
+        }
+    }
+}
+
+/// Deletes the test's keys from the primary when dropped.
+struct Sweep {
+    set: SentinelSet,
+    prefix: String,
+}
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        let Ok(mut connection) = SentinelSet::connect(&self.set.primary()) else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query(&mut connection)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(keys).query(&mut connection);
+        }
+    }
+}
+
+/// An app on the Sentinel topology (SQLite user store), with `extra` settings.
+async fn app_on_sentinel(
+    test: &str,
+    extra: &[(&str, &str)],
+) -> Option<(SentinelSet, TestApp, Sweep)> {
+    let set = SentinelSet::from_env(test)?;
+    let mut env = vec![("REDIS_URL", set.url.as_str())];
+    env.extend_from_slice(extra);
+    let app = spawn_app_with(test, Stack::SqliteRedis, &env).await?;
+    let sweep = Sweep {
+        set: set.clone(),
+        prefix: app.env()["TETHER_REDIS_PREFIX"].clone(),
+    };
+    Some((set, app, sweep))
+}
+
+fn session_key(app: &TestApp, sid: &str) -> String {
+    format!("{}session:{sid}", app.env()["TETHER_REDIS_PREFIX"])
+}
+
+async fn admin_revoke(app: &TestApp, admin: &Browser, sid: &str) -> u16 {
+    let url = app.url(&format!("/api/admin/sessions/{sid}"));
+    admin.delete(&url).await.status().as_u16()
+}
+
+/// Signs in on `app` as soon as it can, before `deadline`.
+async fn sign_in_by(app: &TestApp, name: &str, password: &str, deadline: Instant) -> Browser {
+    loop {
+        match app.try_login(name, password).await {
+            Ok(browser) => return browser,
+            Err(status) => assert!(
+                Instant::now() < deadline,
+                "{name} could not sign in on {} in time (last status {status})",
+                app.address
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Signs in on `app` until the new session is stored on `primary`, before
+/// `deadline`: proof that the instance writes to the new primary.
+async fn sign_in_on(
+    app: &TestApp,
+    primary: &str,
+    (name, password): (&str, &str),
+    deadline: Instant,
+) -> Browser {
+    loop {
+        let browser = sign_in_by(app, name, password, deadline).await;
+        let sid = browser.session_id(app).await;
+        let (primary, key) = (primary.to_owned(), session_key(app, &sid));
+        let stored = tokio::task::spawn_blocking(move || SentinelSet::exists_on(&primary, &key))
+            .await
+            .unwrap();
+        if stored {
+            return browser;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} still wrote sessions to the old primary",
+            app.address
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `GET /api/auth/me`'s status once it is no longer 503, before `deadline`.
+async fn me_status_by(app: &TestApp, browser: &Browser, deadline: Instant) -> u16 {
+    loop {
+        let status = browser
+            .get(&app.url("/api/auth/me"))
+            .await
+            .status()
+            .as_u16();
+        if status != 503 {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "me still answered 503 on {} in time",
+            app.address
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn a_malformed_redis_url_stops_start_up_naming_it() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .arg("migrate")
+        .env_clear()
+        .env("REDIS_URL", "redis+sentinel://:hunter2@127.0.0.1:26201")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("run tether");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("REDIS_URL"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_and_me_on_sentinel_keep_the_session_on_its_primary() {
+    let test = "topologies::sign_in_and_me_on_sentinel_keep_the_session_on_its_primary";
+    let _shared = TOPOLOGY.read().await;
+    let Some((set, app, _sweep)) = app_on_sentinel(test, &[]).await else {
+        return;
+    };
+    let browser = app.login_admin().await;
+    assert_eq!(browser.me(&app).await["user"]["username"], "admin");
+    let sid = browser.session_id(&app).await;
+    let stored: bool = redis::cmd("EXISTS")
+        .arg(session_key(&app, &sid))
+        .query(&mut set.primary_connection())
+        .unwrap();
+    assert!(stored, "the session is on the primary the sentinels name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_on_sentinel_closes_the_socket_on_the_other_instance() {
+    let test = "topologies::logout_on_sentinel_closes_the_socket_on_the_other_instance";
+    let _shared = TOPOLOGY.read().await;
+    let Some((_set, a, _sweep)) = app_on_sentinel(test, &[]).await else {
+        return;
+    };
+    let b = a.spawn_peer().await;
+    let browser = a.login_admin().await;
+    let mut on_b = browser.socket(&b).await;
+    assert_eq!(browser.post(&a.url("/api/auth/logout")).await.status(), 204);
+    let (code, events) = on_b.closed().await;
+    assert_eq!(code, Some(4001));
+    assert_eq!(
+        events.last(),
+        Some(&ServerEvent::SessionRevoked {
+            reason: EndReason::Logout
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_del_on_the_sentinel_primary_closes_the_socket() {
+    let test = "topologies::a_raw_del_on_the_sentinel_primary_closes_the_socket";
+    let _shared = TOPOLOGY.read().await;
+    // An hourly sweep: only the keyspace notification can close it in time.
+    let Some((set, a, _sweep)) = app_on_sentinel(test, &[("TETHER_SWEEP_SECS", "3600")]).await
+    else {
+        return;
+    };
+    let b = a.spawn_peer().await;
+    let user = a.login_new_user("rhea", &["user"]).await;
+    let sid = user.session_id(&a).await;
+    let mut on_b = user.socket(&b).await;
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(session_key(&a, &sid))
+        .query(&mut set.primary_connection())
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let (code, _) = on_b.closed().await;
+    assert_eq!(code, Some(4001));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_change_on_sentinel_reaches_the_other_instance() {
+    let test = "topologies::a_role_change_on_sentinel_reaches_the_other_instance";
+    let _shared = TOPOLOGY.read().await;
+    let Some((_set, a, _sweep)) = app_on_sentinel(test, &[]).await else {
+        return;
+    };
+    let b = a.spawn_peer().await;
+    let user = a.login_new_user("nils", &["user"]).await;
+    let mut on_b = user.socket(&b).await;
+    assert!(!on_b.ask::<handlers::messages::Admin>(json!({})).await.ok);
+    a.set_roles("nils", &["user", "messages-admin"]).await;
+    let (reply, events) = on_b.request_with_events("messages.admin", json!({})).await;
+    assert!(reply.ok, "{reply:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::PermissionsChanged { .. })),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_on_sentinel_waits_for_a_replica_and_answers_without_one() {
+    let test = "topologies::a_revoke_on_sentinel_waits_for_a_replica_and_answers_without_one";
+    let _shared = TOPOLOGY.read().await;
+    // Two acknowledgements wanted, one replica there: never enough.
+    let settings = [
+        ("TETHER_REDIS_MIN_REPLICAS_ACK", "2"),
+        ("TETHER_REDIS_REPLICA_WAIT_MS", "200"),
+    ];
+    let Some((set, app, _sweep)) = app_on_sentinel(test, &settings).await else {
+        return;
+    };
+    let admin = app.login_admin().await;
+    let user = app.login_new_user("vera", &["user"]).await;
+    let sid = user.session_id(&app).await;
+    let waits_before = set.calls_of("wait");
+    assert_eq!(admin_revoke(&app, &admin, &sid).await, 204);
+    assert!(set.calls_of("wait") > waits_before, "the revoke sent WAIT");
+    assert_eq!(user.get(&app.url("/api/auth/me")).await.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sentinel_failover_both_instances_serve_sign_in_and_me_again() {
+    let test = "topologies::after_sentinel_failover_both_instances_serve_sign_in_and_me_again";
+    let _exclusive = TOPOLOGY.write().await;
+    let Some((set, a, _sweep)) = app_on_sentinel(test, &[("TETHER_SWEEP_SECS", "3600")]).await
+    else {
+        return;
+    };
+    let _settled = set.settled();
+    let b = a.spawn_peer().await;
+    let password = a.create_user("fay", &["user"]).await;
+    let before = a.login("fay", &password).await;
+    let old = set.primary();
+
+    let started = Instant::now();
+    set.fail_over();
+    let deadline = started + FAILOVER_LIMIT;
+    let new = set.wait_for_new_primary(&old, deadline).await;
+    for app in [&a, &b] {
+        let fresh = sign_in_on(app, &new, ("fay", &password), deadline).await;
+        assert_eq!(me_status_by(app, &fresh, deadline).await, 200);
+        assert_eq!(
+            me_status_by(app, &before, deadline).await,
+            200,
+            "a session from before the failover stays valid"
+        );
+    }
+
+    // The bus follows: a role change made on A reaches a socket on B.
+    let mut on_b = before.socket(&b).await;
+    a.set_roles("fay", &["user", "messages-admin"]).await;
+    let (reply, _) = on_b.request_with_events("messages.admin", json!({})).await;
+    assert!(reply.ok, "{reply:?}");
+    // The keyspace listener follows, notifications on: a raw DEL on the new
+    // primary closes the socket (the sweep is hourly here).
+    let sid = before.session_id(&a).await;
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(session_key(&a, &sid))
+        .query(&mut set.primary_connection())
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert_eq!(on_b.closed().await.0, Some(4001));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_revoke_survives_the_primary_being_killed() {
+    let test = "topologies::an_acknowledged_revoke_survives_the_primary_being_killed";
+    let _exclusive = TOPOLOGY.write().await;
+    let Some((set, app, _sweep)) = app_on_sentinel(test, &[]).await else {
+        return;
+    };
+    let _settled = set.settled();
+    let admin = app.login_admin().await;
+    let password = app.create_user("kim", &["user"]).await;
+    let revoked = app.login("kim", &password).await;
+    let kept = app.login("kim", &password).await;
+    let sid = revoked.session_id(&app).await;
+    let old = set.primary();
+
+    assert_eq!(admin_revoke(&app, &admin, &sid).await, 204);
+    let started = Instant::now();
+    set.kill_primary();
+    let deadline = started + FAILOVER_LIMIT;
+    let new = set.wait_for_new_primary(&old, deadline).await;
+    assert_eq!(
+        me_status_by(&app, &kept, deadline).await,
+        200,
+        "the other session survives"
+    );
+    assert_eq!(
+        me_status_by(&app, &revoked, deadline).await,
+        401,
+        "the revoke survives"
+    );
+    let again = sign_in_on(&app, &new, ("admin", ADMIN_PASSWORD), deadline).await;
+    assert_eq!(me_status_by(&app, &again, deadline).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_open_across_a_failover_is_not_closed_as_revoked() {
+    let test = "topologies::a_socket_open_across_a_failover_is_not_closed_as_revoked";
+    let _exclusive = TOPOLOGY.write().await;
+    let Some((set, app, _sweep)) = app_on_sentinel(test, &[]).await else {
+        return;
+    };
+    let _settled = set.settled();
+    let password = app.create_user("ines", &["user"]).await;
+    let user = app.login("ines", &password).await;
+    let mut socket = user.socket(&app).await;
+    let old = set.primary();
+
+    let started = Instant::now();
+    set.fail_over();
+    let deadline = started + FAILOVER_LIMIT;
+    let new = set.wait_for_new_primary(&old, deadline).await;
+    sign_in_on(&app, &new, ("ines", &password), deadline).await;
+    assert_eq!(me_status_by(&app, &user, deadline).await, 200);
+    // The resubscriptions after the move made the sweep re-check every
+    // socket's session; give it the time it takes on a busy machine.
+    let watch_until = Instant::now() + PATIENCE;
+    while let Some(seen) = socket.next_within(watch_until - Instant::now()).await {
+        match seen {
+            Seen::Frame(ServerFrame::Event(ServerEvent::SessionRevoked { reason })) => {
+                panic!("revoked ({reason:?}) although the session exists")
+            }
+            Seen::Frame(_) => continue,
+            Seen::Closed(code) => {
+                assert_ne!(code, Some(4001), "closed as revoked");
+                return;
+            }
+        }
+    }
+    assert!(socket.ask::<handlers::ping::Ping>(json!({})).await.ok);
+}
