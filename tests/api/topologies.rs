@@ -455,6 +455,10 @@ async fn after_sentinel_failover_both_instances_serve_sign_in_and_me_again() {
             "a session from before the failover stays valid"
         );
     }
+    eprintln!(
+        "measured: SENTINEL FAILOVER to both instances serving sign-in and me: {:?}",
+        started.elapsed()
+    );
 
     // The bus follows: a role change made on A reaches a socket on B.
     let mut on_b = before.socket(&b).await;
@@ -496,6 +500,10 @@ async fn an_acknowledged_revoke_survives_the_primary_being_killed() {
         me_status_by(&app, &kept, deadline).await,
         200,
         "the other session survives"
+    );
+    eprintln!(
+        "measured: primary SIGKILLed to the first successful me: {:?}",
+        started.elapsed()
     );
     assert_eq!(
         me_status_by(&app, &revoked, deadline).await,
