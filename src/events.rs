@@ -256,7 +256,11 @@ impl EventBus {
             let mut backoff = Duration::from_millis(100);
             loop {
                 match bus.subscribe_once(&mut subscribed).await {
-                    Ok(()) => backoff = Duration::from_millis(100),
+                    // The primary moved: subscribe there at once.
+                    Ok(()) => {
+                        backoff = Duration::from_millis(100);
+                        continue;
+                    }
                     Err(e) => log::error!("event=bus_subscriber_failed error={e:#}"),
                 }
                 tokio::time::sleep(backoff).await;

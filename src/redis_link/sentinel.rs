@@ -1,6 +1,7 @@
 //! The Sentinel watcher: asks the sentinels where the primary of a master
-//! name is, checks that node answers `ROLE` as a primary, and moves the
-//! link there when it changed.
+//! name is (every second, at once when a command fails or a sentinel
+//! announces `+switch-master`), checks that node answers `ROLE` as a
+//! primary, and moves the link there when it changed.
 
 use std::{
     sync::{Arc, Weak},
@@ -8,6 +9,7 @@ use std::{
 };
 
 use anyhow::Context as _;
+use futures_util::StreamExt as _;
 use redis::{
     aio::MultiplexedConnection, AsyncConnectionConfig, ConnectionAddr, ConnectionInfo,
     IntoConnectionInfo as _, RedisConnectionInfo, Value,
@@ -50,8 +52,45 @@ pub(super) async fn connect(
     log::info!("event=redis_primary_found master={master} addr={addr}");
     let link = RedisLink::new(addr, client, 0, true);
     let recheck = link.inner.recheck.clone();
+    let infos = watcher.sentinels.iter().map(|s| s.info.clone()).collect();
+    tokio::spawn(hear_switches(infos, Arc::downgrade(&link.inner), recheck.clone()));
     tokio::spawn(watcher.follow(Arc::downgrade(&link.inner), recheck));
     Ok(link)
+}
+
+/// Wakes the watcher on every `+switch-master` a sentinel announces, so the
+/// link moves within milliseconds of the switch rather than at the next
+/// poll: until the sentinels demote it, the old primary still takes writes,
+/// and whatever lands there is lost. Tries the sentinels in turn; stops when
+/// the link is dropped.
+async fn hear_switches(sentinels: Vec<ConnectionInfo>, link: Weak<Inner>, recheck: Arc<Notify>) {
+    for info in sentinels.iter().cycle() {
+        if link.strong_count() == 0 {
+            return;
+        }
+        let subscribed = async {
+            let client = redis::Client::open(info.clone())?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe("+switch-master").await?;
+            anyhow::Ok(pubsub)
+        };
+        let mut pubsub = match tokio::time::timeout(ANSWER_WITHIN, subscribed).await {
+            Ok(Ok(pubsub)) => pubsub,
+            _ => {
+                tokio::time::sleep(POLL_EVERY).await;
+                continue;
+            }
+        };
+        let mut switches = pubsub.on_message();
+        loop {
+            match tokio::time::timeout(POLL_EVERY, switches.next()).await {
+                Ok(Some(_switch)) => recheck.notify_one(),
+                Ok(None) => break,
+                Err(_quiet) if link.strong_count() == 0 => return,
+                Err(_quiet) => {}
+            }
+        }
+    }
 }
 
 struct Watcher {

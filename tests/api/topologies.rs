@@ -264,7 +264,8 @@ async fn sign_in_by(app: &TestApp, name: &str, password: &str, deadline: Instant
 }
 
 /// Signs in on `app` until the new session is stored on `primary`, before
-/// `deadline`: proof that the instance writes to the new primary.
+/// `deadline`: proof that the instance writes to the new primary. (A sign-in
+/// an instance made on the old primary before it moved is lost with it.)
 async fn sign_in_on(
     app: &TestApp,
     primary: &str,
@@ -273,13 +274,18 @@ async fn sign_in_on(
 ) -> Browser {
     loop {
         let browser = sign_in_by(app, name, password, deadline).await;
-        let sid = browser.session_id(app).await;
-        let (primary, key) = (primary.to_owned(), session_key(app, &sid));
-        let stored = tokio::task::spawn_blocking(move || SentinelSet::exists_on(&primary, &key))
-            .await
-            .unwrap();
-        if stored {
-            return browser;
+        let me = browser.get(&app.url("/api/auth/me")).await;
+        if me.status() == 200 {
+            let me: serde_json::Value = me.json().await.unwrap();
+            let sid = me["session"]["id"].as_str().unwrap();
+            let (primary, key) = (primary.to_owned(), session_key(app, sid));
+            let stored =
+                tokio::task::spawn_blocking(move || SentinelSet::exists_on(&primary, &key))
+                    .await
+                    .unwrap();
+            if stored {
+                return browser;
+            }
         }
         assert!(
             Instant::now() < deadline,
@@ -288,6 +294,22 @@ async fn sign_in_on(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// How many connections subscribe to `channel` on the node at `addr`.
+async fn subscribers_on(addr: &str, channel: &str) -> usize {
+    let (addr, channel) = (addr.to_owned(), channel.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut connection = SentinelSet::connect(&addr).expect("connect to the primary");
+        let (_, count): (String, usize) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query(&mut connection)
+            .expect("PUBSUB NUMSUB");
+        count
+    })
+    .await
+    .unwrap()
 }
 
 /// `GET /api/auth/me`'s status once it is no longer 503, before `deadline`.
@@ -460,7 +482,16 @@ async fn after_sentinel_failover_both_instances_serve_sign_in_and_me_again() {
         started.elapsed()
     );
 
-    // The bus follows: a role change made on A reaches a socket on B.
+    // The bus follows: both instances subscribe on the new primary, and a
+    // role change made on A reaches a socket on B.
+    let channel = format!("{}events", a.env()["TETHER_REDIS_PREFIX"]);
+    while subscribers_on(&new, &channel).await < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the buses did not subscribe on the new primary"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut on_b = before.socket(&b).await;
     a.set_roles("fay", &["user", "messages-admin"]).await;
     let (reply, _) = on_b.request_with_events("messages.admin", json!({})).await;

@@ -110,13 +110,16 @@ struct Scripts {
     delete_user: Script,
 }
 
+const DELETE_LUA: &str = include_str!("redis/delete.lua");
+const DELETE_USER_LUA: &str = include_str!("redis/delete_user.lua");
+
 impl Scripts {
     fn new() -> Self {
         Self {
             create: Script::new(include_str!("redis/create.lua")),
             refresh: Script::new(include_str!("redis/refresh.lua")),
-            delete: Script::new(include_str!("redis/delete.lua")),
-            delete_user: Script::new(include_str!("redis/delete_user.lua")),
+            delete: Script::new(DELETE_LUA),
+            delete_user: Script::new(DELETE_USER_LUA),
         }
     }
 }
@@ -187,41 +190,55 @@ impl RedisBackend {
         (self.connection.clone(), &self.prefix)
     }
 
-    /// The connection session deletes go over: their own when they wait for
-    /// replicas, else the usual one.
-    fn delete_connection(&self) -> PrimaryConnection {
-        match &self.replicated_deletes {
-            Some((connection, _)) => connection.clone(),
-            None => self.conn(),
-        }
-    }
-
-    /// After a delete on `connection`: waits until enough replicas have it
-    /// (`WAIT`), at most the configured time. Never fails the delete, which
-    /// has happened: too few acknowledgements are logged as a warning.
-    async fn wait_for_replicas(&self, what: &'static str, connection: &mut PrimaryConnection) {
-        let Some((_, acks)) = &self.replicated_deletes else {
-            return;
+    /// Runs a delete script (`script`, whose source is `source`). When
+    /// replicas must acknowledge deletes, the script goes by `EVAL` in one
+    /// pipeline with `WAIT`, on the deletes' own connection: `WAIT` covers
+    /// only the writes sent before it on the same connection, and a pipeline
+    /// is one write on one socket, so nothing can slip between the two.
+    /// Too few acknowledgements in time do not fail the delete, which has
+    /// happened: they are logged as a warning.
+    async fn run_delete<T: redis::FromRedisValue>(
+        &self,
+        what: &'static str,
+        (script, source): (&Script, &'static str),
+        keys: &[String],
+        args: &[String],
+    ) -> Result<T, StoreError> {
+        let Some((connection, acks)) = &self.replicated_deletes else {
+            let mut invocation = script.prepare_invoke();
+            for key in keys {
+                invocation.key(key);
+            }
+            for arg in args {
+                invocation.arg(arg);
+            }
+            let mut connection = self.conn();
+            return with_deadline(what, invocation.invoke_async(&mut connection)).await;
         };
         let wait_ms = acks.within.as_millis() as u64;
-        let mut wait = redis::cmd("WAIT");
-        wait.arg(acks.replicas).arg(wait_ms);
-        let acked = tokio::time::timeout(
-            acks.within + RESPONSE_TIMEOUT,
-            wait.query_async::<usize>(connection),
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVAL")
+            .arg(source)
+            .arg(keys.len())
+            .arg(keys)
+            .arg(args);
+        pipe.cmd("WAIT").arg(acks.replicas).arg(wait_ms);
+        let mut connection = connection.clone();
+        let replied = tokio::time::timeout(
+            acks.within + OPERATION_DEADLINE,
+            pipe.query_async::<(T, usize)>(&mut connection),
         )
-        .await;
-        let trouble = match acked {
-            Ok(Ok(acked)) if acked >= acks.replicas => return,
-            Ok(Ok(acked)) => format!("acked={acked}"),
-            Ok(Err(e)) => format!("error=\"{e}\""),
-            Err(_) => "error=\"no answer to WAIT\"".to_owned(),
-        };
-        log::warn!(
-            "event=delete_not_replicated what=\"{what}\" {trouble} wanted={} waited_ms={wait_ms} \
-             note=\"answered anyway; losing the primary now could undo it\"",
-            acks.replicas
-        );
+        .await
+        .map_err(|_elapsed| StoreError::Unavailable(anyhow!("Redis: {what}: no answer in time")))?;
+        let (result, acked) = replied.map_err(|e| unavailable(what, e))?;
+        if acked < acks.replicas {
+            log::warn!(
+                "event=delete_not_replicated what=\"{what}\" acked={acked} wanted={} \
+                 waited_ms={wait_ms} note=\"answered anyway; losing the primary now could undo it\"",
+                acks.replicas
+            );
+        }
+        Ok(result)
     }
 
     /// The key of a session's hash.
@@ -385,19 +402,21 @@ impl SessionBackend for RedisBackend {
     }
 
     async fn delete(&self, sid: &str, reason: &str) -> Result<bool, StoreError> {
-        let mut invocation = self.scripts.delete.key(self.session_key(sid));
-        invocation
-            .key(self.sessions_index_key())
-            .key(self.ended_key(sid))
-            .arg(&*self.prefix)
-            .arg(sid)
-            .arg(reason)
-            .arg(TOMBSTONE_TTL_MS);
-        let mut connection = self.delete_connection();
-        let existed: i64 =
-            with_deadline("delete session", invocation.invoke_async(&mut connection)).await?;
-        self.wait_for_replicas("delete session", &mut connection)
-            .await;
+        let keys = [
+            self.session_key(sid),
+            self.sessions_index_key(),
+            self.ended_key(sid),
+        ];
+        let args = [
+            self.prefix.to_string(),
+            sid.to_owned(),
+            reason.to_owned(),
+            TOMBSTONE_TTL_MS.to_string(),
+        ];
+        let script = (&self.scripts.delete, DELETE_LUA);
+        let existed: i64 = self
+            .run_delete("delete session", script, &keys, &args)
+            .await?;
         Ok(existed == 1)
     }
 
@@ -414,22 +433,16 @@ impl SessionBackend for RedisBackend {
         user_id: Uuid,
         reason: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let mut invocation = self.scripts.delete_user.key(self.user_index_key(user_id));
-        invocation
-            .key(self.sessions_index_key())
-            .arg(&*self.prefix)
-            .arg(user_id.to_string())
-            .arg(reason)
-            .arg(TOMBSTONE_TTL_MS);
-        let mut connection = self.delete_connection();
-        let deleted = with_deadline(
-            "delete user sessions",
-            invocation.invoke_async(&mut connection),
-        )
-        .await?;
-        self.wait_for_replicas("delete user sessions", &mut connection)
-            .await;
-        Ok(deleted)
+        let keys = [self.user_index_key(user_id), self.sessions_index_key()];
+        let args = [
+            self.prefix.to_string(),
+            user_id.to_string(),
+            reason.to_owned(),
+            TOMBSTONE_TTL_MS.to_string(),
+        ];
+        let script = (&self.scripts.delete_user, DELETE_USER_LUA);
+        self.run_delete("delete user sessions", script, &keys, &args)
+            .await
     }
 
     async fn list_sessions(

@@ -52,7 +52,11 @@ impl RedisBackend {
             let mut backoff = Duration::from_millis(100);
             while !notices.is_closed() {
                 match backend.listen_once(&notices, &mut subscribed).await {
-                    Ok(()) => backoff = Duration::from_millis(100),
+                    // The primary moved (or `notices` closed): at once.
+                    Ok(()) => {
+                        backoff = Duration::from_millis(100);
+                        continue;
+                    }
                     Err(e) => log::warn!("event=keyspace_listener_failed error={e:#}"),
                 }
                 tokio::time::sleep(backoff).await;
