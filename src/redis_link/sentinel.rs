@@ -53,7 +53,11 @@ pub(super) async fn connect(
     let link = RedisLink::new(addr, client, 0, true);
     let recheck = link.inner.recheck.clone();
     let infos = watcher.sentinels.iter().map(|s| s.info.clone()).collect();
-    tokio::spawn(hear_switches(infos, Arc::downgrade(&link.inner), recheck.clone()));
+    tokio::spawn(hear_switches(
+        infos,
+        Arc::downgrade(&link.inner),
+        recheck.clone(),
+    ));
     tokio::spawn(watcher.follow(Arc::downgrade(&link.inner), recheck));
     Ok(link)
 }

@@ -1,73 +1,40 @@
 //! Redis Sentinel (`.ci/redis-topologies up sentinel`, its URL in
-//! `TETHER_TEST_REDIS_SENTINEL_URL`): the Redis-backed behaviour on the
-//! primary the sentinels name, and failovers (`SENTINEL FAILOVER`, the
-//! primary killed with SIGKILL) that every instance follows by itself.
+//! `TETHER_TEST_REDIS_SENTINEL_URL`): failovers (`SENTINEL FAILOVER`, the
+//! primary killed with SIGKILL) that every instance follows by itself, and
+//! what only Sentinel has (the primary, replica acknowledgements). Every
+//! `on_redis_stacks!` test also runs on Sentinel (`…::sqlite_sentinel::…`).
 //!
-//! The tests share one topology. A failover test holds [`TOPOLOGY`] for
-//! writing and leaves the topology settled (the script's `up` waits for that,
-//! and brings a killed node back as a replica); the others hold it for reading.
+//! The tests share one topology. A failover test holds
+//! [`SENTINEL_TOPOLOGY`] for writing and leaves the topology settled (the
+//! script's `up` waits for that, and brings a killed node back as a
+//! replica); every other test on it holds it for reading.
 
 use std::time::Duration;
 
 use serde_json::json;
-use tether::{
-    config::{Config, RedisNode, RedisTopology},
-    domain::EndReason,
-    ws::{
-        handlers,
-        protocol::{ServerEvent, ServerFrame},
-    },
+use tether::ws::{
+    handlers,
+    protocol::{ServerEvent, ServerFrame},
 };
-use tokio::{sync::RwLock, time::Instant};
+use tokio::time::Instant;
 
 use crate::{
     helpers::{spawn_app_with, Browser, Seen, Stack, TestApp, ADMIN_PASSWORD, PATIENCE},
-    services,
+    test_redis::{Sentinels, SENTINEL_TOPOLOGY, SENTINEL_URL_VAR},
 };
-
-/// Held for writing by a test that fails the primary over.
-static TOPOLOGY: RwLock<()> = RwLock::const_new(());
 
 /// What the issue allows between losing the primary and serving again.
 const FAILOVER_LIMIT: Duration = Duration::from_secs(10);
 
-const SENTINEL_URL_VAR: &str = "TETHER_TEST_REDIS_SENTINEL_URL";
-
 /// The Sentinel topology under test, seen from outside the app.
 #[derive(Clone)]
-struct SentinelSet {
-    url: String,
-    sentinels: Vec<RedisNode>,
-    master: String,
-}
+struct SentinelSet(Sentinels);
 
 impl SentinelSet {
-    /// `None` (reported as skipped; a failure in CI) when the variable is unset.
-    fn from_env(test: &str) -> Option<SentinelSet> {
-        let Ok(url) = std::env::var(SENTINEL_URL_VAR) else {
-            services::service_missing(
-                test,
-                "Redis Sentinel",
-                &format!(
-                    "{SENTINEL_URL_VAR} is unset; start one with .ci/redis-topologies up sentinel"
-                ),
-            );
-            return None;
-        };
-        // Read with the crate's own parser: the form the app is given.
-        let config = Config::from_lookup(|k| (k == "REDIS_URL").then(|| url.clone()))
-            .unwrap_or_else(|e| panic!("{SENTINEL_URL_VAR}: {e}"));
-        let Some(RedisTopology::Sentinel {
-            sentinels, master, ..
-        }) = config.redis
-        else {
-            panic!("{SENTINEL_URL_VAR} is not a redis+sentinel:// URL");
-        };
-        Some(SentinelSet {
-            url,
-            sentinels,
-            master,
-        })
+    /// Only called once an app runs on it, so the variable is set.
+    fn from_env() -> SentinelSet {
+        let url = std::env::var(SENTINEL_URL_VAR).expect("the app runs on Sentinel");
+        SentinelSet(Sentinels::parse(&url))
     }
 
     fn connect(node: &str) -> redis::RedisResult<redis::Connection> {
@@ -78,8 +45,8 @@ impl SentinelSet {
     /// A sentinel command, answered by the first sentinel that answers.
     fn ask<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
         let mut last = None;
-        for sentinel in &self.sentinels {
-            match Self::connect(&sentinel.to_string())
+        for sentinel in &self.0.nodes {
+            match Self::connect(sentinel)
                 .and_then(|mut c| redis::cmd("SENTINEL").arg(args).query(&mut c))
             {
                 Ok(answer) => return answer,
@@ -91,9 +58,7 @@ impl SentinelSet {
 
     /// `HOST:PORT` of the primary, as the sentinels name it now.
     fn primary(&self) -> String {
-        let (host, port): (String, u16) =
-            self.ask(&["GET-MASTER-ADDR-BY-NAME", self.master.as_str()]);
-        format!("{host}:{port}")
+        self.0.primary().expect("a sentinel names the primary")
     }
 
     fn primary_connection(&self) -> redis::Connection {
@@ -144,7 +109,7 @@ impl SentinelSet {
 
     /// `SENTINEL FAILOVER`: the replica becomes primary, the primary its replica.
     fn fail_over(&self) {
-        let ok: String = self.ask(&["FAILOVER", self.master.as_str()]);
+        let ok: String = self.ask(&["FAILOVER", self.0.master.as_str()]);
         assert_eq!(ok, "OK");
     }
 
@@ -202,41 +167,11 @@ fn settle() {
     }
 }
 
-/// Deletes the test's keys from the primary when dropped.
-struct Sweep {
-    set: SentinelSet,
-    prefix: String,
-}
-
-impl Drop for Sweep {
-    fn drop(&mut self) {
-        let Ok(mut connection) = SentinelSet::connect(&self.set.primary()) else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.prefix))
-            .query(&mut connection)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(keys).query(&mut connection);
-        }
-    }
-}
-
-/// An app on the Sentinel topology (SQLite user store), with `extra` settings.
-async fn app_on_sentinel(
-    test: &str,
-    extra: &[(&str, &str)],
-) -> Option<(SentinelSet, TestApp, Sweep)> {
-    let set = SentinelSet::from_env(test)?;
-    let mut env = vec![("REDIS_URL", set.url.as_str())];
-    env.extend_from_slice(extra);
-    let app = spawn_app_with(test, Stack::SqliteRedis, &env).await?;
-    let sweep = Sweep {
-        set: set.clone(),
-        prefix: app.env()["TETHER_REDIS_PREFIX"].clone(),
-    };
-    Some((set, app, sweep))
+/// An app on the Sentinel topology (SQLite user store), with `extra`
+/// settings; `None`, reported, without one.
+async fn app_on_sentinel(test: &str, extra: &[(&str, &str)]) -> Option<(SentinelSet, TestApp)> {
+    let app = spawn_app_with(test, Stack::SqliteSentinel, extra).await?;
+    Some((SentinelSet::from_env(), app))
 }
 
 fn session_key(app: &TestApp, sid: &str) -> String {
@@ -350,8 +285,8 @@ fn a_malformed_redis_url_stops_start_up_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_and_me_on_sentinel_keep_the_session_on_its_primary() {
     let test = "topologies::sign_in_and_me_on_sentinel_keep_the_session_on_its_primary";
-    let _shared = TOPOLOGY.read().await;
-    let Some((set, app, _sweep)) = app_on_sentinel(test, &[]).await else {
+    let _shared = SENTINEL_TOPOLOGY.read().await;
+    let Some((set, app)) = app_on_sentinel(test, &[]).await else {
         return;
     };
     let browser = app.login_admin().await;
@@ -365,80 +300,15 @@ async fn sign_in_and_me_on_sentinel_keep_the_session_on_its_primary() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logout_on_sentinel_closes_the_socket_on_the_other_instance() {
-    let test = "topologies::logout_on_sentinel_closes_the_socket_on_the_other_instance";
-    let _shared = TOPOLOGY.read().await;
-    let Some((_set, a, _sweep)) = app_on_sentinel(test, &[]).await else {
-        return;
-    };
-    let b = a.spawn_peer().await;
-    let browser = a.login_admin().await;
-    let mut on_b = browser.socket(&b).await;
-    assert_eq!(browser.post(&a.url("/api/auth/logout")).await.status(), 204);
-    let (code, events) = on_b.closed().await;
-    assert_eq!(code, Some(4001));
-    assert_eq!(
-        events.last(),
-        Some(&ServerEvent::SessionRevoked {
-            reason: EndReason::Logout
-        })
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_raw_del_on_the_sentinel_primary_closes_the_socket() {
-    let test = "topologies::a_raw_del_on_the_sentinel_primary_closes_the_socket";
-    let _shared = TOPOLOGY.read().await;
-    // An hourly sweep: only the keyspace notification can close it in time.
-    let Some((set, a, _sweep)) = app_on_sentinel(test, &[("TETHER_SWEEP_SECS", "3600")]).await
-    else {
-        return;
-    };
-    let b = a.spawn_peer().await;
-    let user = a.login_new_user("rhea", &["user"]).await;
-    let sid = user.session_id(&a).await;
-    let mut on_b = user.socket(&b).await;
-    let deleted: i64 = redis::cmd("DEL")
-        .arg(session_key(&a, &sid))
-        .query(&mut set.primary_connection())
-        .unwrap();
-    assert_eq!(deleted, 1);
-    let (code, _) = on_b.closed().await;
-    assert_eq!(code, Some(4001));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_role_change_on_sentinel_reaches_the_other_instance() {
-    let test = "topologies::a_role_change_on_sentinel_reaches_the_other_instance";
-    let _shared = TOPOLOGY.read().await;
-    let Some((_set, a, _sweep)) = app_on_sentinel(test, &[]).await else {
-        return;
-    };
-    let b = a.spawn_peer().await;
-    let user = a.login_new_user("nils", &["user"]).await;
-    let mut on_b = user.socket(&b).await;
-    assert!(!on_b.ask::<handlers::messages::Admin>(json!({})).await.ok);
-    a.set_roles("nils", &["user", "messages-admin"]).await;
-    let (reply, events) = on_b.request_with_events("messages.admin", json!({})).await;
-    assert!(reply.ok, "{reply:?}");
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, ServerEvent::PermissionsChanged { .. })),
-        "{events:?}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoke_on_sentinel_waits_for_a_replica_and_answers_without_one() {
     let test = "topologies::a_revoke_on_sentinel_waits_for_a_replica_and_answers_without_one";
-    let _shared = TOPOLOGY.read().await;
+    let _shared = SENTINEL_TOPOLOGY.read().await;
     // Two acknowledgements wanted, one replica there: never enough.
     let settings = [
         ("TETHER_REDIS_MIN_REPLICAS_ACK", "2"),
         ("TETHER_REDIS_REPLICA_WAIT_MS", "200"),
     ];
-    let Some((set, app, _sweep)) = app_on_sentinel(test, &settings).await else {
+    let Some((set, app)) = app_on_sentinel(test, &settings).await else {
         return;
     };
     let admin = app.login_admin().await;
@@ -453,9 +323,8 @@ async fn a_revoke_on_sentinel_waits_for_a_replica_and_answers_without_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_sentinel_failover_both_instances_serve_sign_in_and_me_again() {
     let test = "topologies::after_sentinel_failover_both_instances_serve_sign_in_and_me_again";
-    let _exclusive = TOPOLOGY.write().await;
-    let Some((set, a, _sweep)) = app_on_sentinel(test, &[("TETHER_SWEEP_SECS", "3600")]).await
-    else {
+    let _exclusive = SENTINEL_TOPOLOGY.write().await;
+    let Some((set, a)) = app_on_sentinel(test, &[("TETHER_SWEEP_SECS", "3600")]).await else {
         return;
     };
     let _settled = set.settled();
@@ -510,8 +379,8 @@ async fn after_sentinel_failover_both_instances_serve_sign_in_and_me_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acknowledged_revoke_survives_the_primary_being_killed() {
     let test = "topologies::an_acknowledged_revoke_survives_the_primary_being_killed";
-    let _exclusive = TOPOLOGY.write().await;
-    let Some((set, app, _sweep)) = app_on_sentinel(test, &[]).await else {
+    let _exclusive = SENTINEL_TOPOLOGY.write().await;
+    let Some((set, app)) = app_on_sentinel(test, &[]).await else {
         return;
     };
     let _settled = set.settled();
@@ -548,8 +417,8 @@ async fn an_acknowledged_revoke_survives_the_primary_being_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_open_across_a_failover_is_not_closed_as_revoked() {
     let test = "topologies::a_socket_open_across_a_failover_is_not_closed_as_revoked";
-    let _exclusive = TOPOLOGY.write().await;
-    let Some((set, app, _sweep)) = app_on_sentinel(test, &[]).await else {
+    let _exclusive = SENTINEL_TOPOLOGY.write().await;
+    let Some((set, app)) = app_on_sentinel(test, &[]).await else {
         return;
     };
     let _settled = set.settled();
