@@ -126,7 +126,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 async fn run_sessions(cmd: SessionsCommand, config: Config) -> anyhow::Result<()> {
-    if config.redis_url.is_none() {
+    if config.redis.is_none() {
         anyhow::bail!(
             "REDIS_URL is unset: sessions live in the server's memory, out of the CLI's reach; \
              use the admin API (/api/admin/sessions) instead"

@@ -23,7 +23,10 @@ use redis::AsyncCommands as _;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::EndReason;
+use crate::{
+    domain::EndReason,
+    redis_link::{PrimaryConnection, RedisLink},
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -79,13 +82,15 @@ struct Envelope {
     event: Event,
 }
 
-struct RedisLink {
-    client: redis::Client,
-    conn: redis::aio::ConnectionManager,
+/// The bus's way to Redis: commands over a connection of its own, and
+/// pub/sub, both on the current primary.
+struct RedisChannel {
+    link: RedisLink,
+    conn: PrimaryConnection,
     prefix: String,
 }
 
-impl RedisLink {
+impl RedisChannel {
     fn channel(&self) -> String {
         format!("{}events", self.prefix)
     }
@@ -97,7 +102,7 @@ impl RedisLink {
 struct Inner {
     instance: String,
     sink: OnceLock<EventSink>,
-    redis: Option<RedisLink>,
+    redis: Option<RedisChannel>,
 }
 
 /// Cheap to clone; one per process.
@@ -119,7 +124,7 @@ impl EventBus {
         Self::new(None)
     }
 
-    fn new(redis: Option<RedisLink>) -> Self {
+    fn new(redis: Option<RedisChannel>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 instance: Uuid::new_v4().simple().to_string(),
@@ -130,19 +135,16 @@ impl EventBus {
     }
 
     /// A bus shared with every process using the same Redis and prefix.
-    pub async fn with_redis(url: &str, prefix: &str) -> Result<Self, BusError> {
-        let client = redis::Client::open(url)?;
+    pub async fn with_redis(link: &RedisLink, prefix: &str) -> Result<Self, BusError> {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT));
-        let conn = tokio::time::timeout(
-            REDIS_TIMEOUT * 2,
-            redis::aio::ConnectionManager::new_with_config(client.clone(), config),
-        )
-        .await
-        .map_err(|_| BusError(anyhow::anyhow!("timed out connecting to Redis")))??;
-        Ok(Self::new(Some(RedisLink {
-            client,
+        let conn = link.connection(config);
+        tokio::time::timeout(REDIS_TIMEOUT * 2, conn.manager())
+            .await
+            .map_err(|_| BusError(anyhow::anyhow!("timed out connecting to Redis")))??;
+        Ok(Self::new(Some(RedisChannel {
+            link: link.clone(),
             conn,
             prefix: prefix.to_owned(),
         })))
@@ -239,8 +241,9 @@ impl EventBus {
     }
 
     /// Starts the task that applies other instances' events here. It
-    /// reconnects after a Redis failure and then delivers `Event::Resync`,
-    /// since anything published meanwhile was lost. Returns once subscribed,
+    /// reconnects after a Redis failure, and moves to the new primary after a
+    /// failover; then it delivers `Event::Resync`, since anything published
+    /// meanwhile was lost. Returns once subscribed,
     /// or after `wait` (it keeps trying in the background).
     pub async fn start_subscriber(&self, wait: Duration) {
         if self.inner.redis.is_none() {
@@ -253,7 +256,11 @@ impl EventBus {
             let mut backoff = Duration::from_millis(100);
             loop {
                 match bus.subscribe_once(&mut subscribed).await {
-                    Ok(()) => backoff = Duration::from_millis(100),
+                    // The primary moved: subscribe there at once.
+                    Ok(()) => {
+                        backoff = Duration::from_millis(100);
+                        continue;
+                    }
                     Err(e) => log::error!("event=bus_subscriber_failed error={e:#}"),
                 }
                 tokio::time::sleep(backoff).await;
@@ -274,18 +281,34 @@ impl EventBus {
         let Some(link) = &self.inner.redis else {
             return Ok(());
         };
-        let mut pubsub =
-            tokio::time::timeout(REDIS_TIMEOUT * 2, link.client.get_async_pubsub()).await??;
+        let (mut pubsub, primary) = link.link.pubsub(REDIS_TIMEOUT * 2).await?;
         pubsub.subscribe(link.channel()).await?;
-        log::info!("event=bus_subscribed channel={}", link.channel());
+        log::info!(
+            "event=bus_subscribed channel={} primary={}",
+            link.channel(),
+            link.link.primary_addr()
+        );
         match subscribed.take() {
             Some(first) => {
                 let _ = first.send(());
             }
             None => self.deliver_here(&Event::Resync),
         }
+        // After a failover, publishes go to the new primary: listen there.
+        let moved = link.link.moved_from(primary);
+        tokio::pin!(moved);
         let mut messages = pubsub.on_message();
-        while let Some(msg) = messages.next().await {
+        loop {
+            let msg = tokio::select! {
+                msg = messages.next() => msg,
+                () = &mut moved => {
+                    log::info!("event=bus_follows_primary");
+                    return Ok(());
+                }
+            };
+            let Some(msg) = msg else {
+                anyhow::bail!("subscription stream ended")
+            };
             let envelope: Envelope = match msg
                 .get_payload::<String>()
                 .map_err(anyhow::Error::from)
@@ -304,10 +327,9 @@ impl EventBus {
                 self.acknowledge(link, &nonce).await;
             }
         }
-        anyhow::bail!("subscription stream ended")
     }
 
-    async fn acknowledge(&self, link: &RedisLink, nonce: &str) {
+    async fn acknowledge(&self, link: &RedisChannel, nonce: &str) {
         let mut conn = link.conn.clone();
         let key = link.ack_key(nonce);
         let acked: Result<(), _> = redis::pipe()

@@ -3,7 +3,7 @@
 //! start the server through [`startup::Application`].
 //!
 //! Floors, lowest first (a module imports only from its own floor or below):
-//! `time`, `domain` → `config`, `db`, `events` → `sessions` → `auth` →
+//! `time`, `domain` → `config`, `db`, `redis_link`, `events` → `sessions` → `auth` →
 //! `ws` → `state` → the routes (`auth`, `admin`, `demo_messages`, `health`,
 //! `ws::route`) and the middleware beside them (`csrf`, `security_headers`)
 //! → `startup` → `cli`.
@@ -19,6 +19,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod redis_link;
 pub mod security_headers;
 pub mod sessions;
 pub mod startup;

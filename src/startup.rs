@@ -31,9 +31,11 @@ use crate::{
     demo_messages,
     error::{self, ApiError},
     events::EventBus,
-    health, security_headers,
+    health,
+    redis_link::RedisLink,
+    security_headers,
     sessions::{
-        backend::{MemoryBackend, RedisBackend},
+        backend::{redis::ReplicaAck, MemoryBackend, RedisBackend},
         AnyBackend, SessionStore, Sessions,
     },
     state::AppState,
@@ -55,16 +57,27 @@ pub async fn open_user_store(config: &Config) -> anyhow::Result<Db> {
 
 /// Opens the session store and the event bus chosen by `REDIS_URL`.
 pub async fn open_sessions(config: &Config) -> anyhow::Result<Sessions> {
-    let (backend, bus) = match &config.redis_url {
-        Some(url) => {
-            use secrecy::ExposeSecret as _;
-            let url = url.expose_secret();
-            let backend = RedisBackend::connect(url, &config.redis_prefix)
+    let (backend, bus) = match &config.redis {
+        Some(topology) => {
+            let link = RedisLink::connect(topology)
                 .await
                 .context("cannot reach Redis (REDIS_URL)")?;
-            let bus = EventBus::with_redis(url, &config.redis_prefix)
+            let acks = ReplicaAck {
+                replicas: config.redis_min_replicas_ack,
+                within: config.redis_replica_wait,
+            };
+            let backend = RedisBackend::on_link(link.clone(), &config.redis_prefix, acks)
                 .await
                 .context("cannot reach Redis (REDIS_URL)")?;
+            let bus = EventBus::with_redis(&link, &config.redis_prefix)
+                .await
+                .context("cannot reach Redis (REDIS_URL)")?;
+            log::info!(
+                "event=redis_connected topology={} primary={} replica_acks={}",
+                topology.kind(),
+                link.primary_addr(),
+                acks.replicas
+            );
             (AnyBackend::Redis(backend), bus)
         }
         None => (AnyBackend::Memory(MemoryBackend::new()), EventBus::local()),
@@ -89,11 +102,11 @@ impl Application {
         crate::users::bootstrap_admin(&db, &config).await?;
         // Without Redis nothing announces `tether users …` run beside this
         // server; a SQLite store can tell us itself.
-        if config.redis_url.is_none() {
+        if config.redis.is_none() {
             db.watch_other_processes()?;
         }
         let sessions = open_sessions(&config).await?;
-        if config.redis_url.is_none() {
+        if config.redis.is_none() {
             log::warn!(
                 "event=in_process_sessions note=\"REDIS_URL unset: sessions are neither shared between instances nor kept across restarts\""
             );

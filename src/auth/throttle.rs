@@ -28,9 +28,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::aio::ConnectionManager;
-
-use crate::{domain::Username, error::ApiError};
+use crate::{domain::Username, error::ApiError, redis_link::PrimaryConnection};
 
 /// Counts one attempt on a counter unless it is at its limit (then returns
 /// minus the milliseconds left in its window). One key per call, so it
@@ -64,7 +62,7 @@ pub struct Limits {
 
 enum Store {
     Redis {
-        conn: ConnectionManager,
+        conn: PrimaryConnection,
         prefix: String,
     },
     /// key → (count, start of its window); one lock makes an attempt's
@@ -123,7 +121,7 @@ fn address_key(ip: IpAddr) -> String {
 }
 
 impl LoginThrottle {
-    pub fn redis(conn: ConnectionManager, prefix: &str, limits: Limits, window: Duration) -> Self {
+    pub fn redis(conn: PrimaryConnection, prefix: &str, limits: Limits, window: Duration) -> Self {
         let prefix = prefix.to_owned();
         Self {
             store: Store::Redis { conn, prefix },
@@ -292,7 +290,7 @@ impl LoginThrottle {
 
     async fn forgive_counters(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut PrimaryConnection,
         attempt: Attempt,
         succeeded: bool,
     ) -> anyhow::Result<()> {

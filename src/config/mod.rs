@@ -13,9 +13,11 @@ use crate::{
 };
 
 mod parse;
+mod redis;
 #[cfg(test)]
 mod tests;
 
+pub use self::redis::{RedisNode, RedisTopology};
 use parse::{bootstrap_admin, network, sessions, sign_in, sockets, stores, web_dir};
 
 /// A configuration value that could not be used; names the variable.
@@ -43,10 +45,18 @@ pub struct Config {
     pub database_url: SecretString,
     /// Which database `database_url` points at, read from its scheme.
     pub database_backend: Backend,
-    /// Session store (`REDIS_URL`); `None` = in-process store.
-    pub redis_url: Option<SecretString>,
+    /// Session store (`REDIS_URL`): one node, Sentinel or Cluster;
+    /// `None` = in-process store.
+    pub redis: Option<RedisTopology>,
     /// Prefix of every Redis key and channel (`TETHER_REDIS_PREFIX`).
     pub redis_prefix: String,
+    /// Replicas that must acknowledge a session delete before a revoke
+    /// answers (`TETHER_REDIS_MIN_REPLICAS_ACK`; default 1 on Sentinel and
+    /// Cluster, 0 on one node), waited for at most `redis_replica_wait`
+    /// (`TETHER_REDIS_REPLICA_WAIT_MS`): a revoke acknowledged to its caller
+    /// then survives the loss of the primary.
+    pub redis_min_replicas_ack: usize,
+    pub redis_replica_wait: Duration,
     /// Cookie signing/encryption key material (`TETHER_SESSION_KEY`, ≥ 64 bytes);
     /// `None` = a random key per process.
     pub session_key: Option<CookieKey>,
@@ -183,8 +193,10 @@ impl Config {
             trusted_proxies: network.trusted_proxies,
             database_url: stores.database_url,
             database_backend: stores.database_backend,
-            redis_url: stores.redis_url,
+            redis: stores.redis,
             redis_prefix: stores.redis_prefix,
+            redis_min_replicas_ack: stores.redis_min_replicas_ack,
+            redis_replica_wait: stores.redis_replica_wait,
             session_key: sessions.session_key,
             session_idle: sessions.session_idle,
             session_absolute: sessions.session_absolute,

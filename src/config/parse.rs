@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use base64::Engine as _;
 use secrecy::SecretString;
 
-use super::{invalid, ConfigError, CookieKey, DEFAULT_DATABASE_URL};
+use super::{invalid, ConfigError, CookieKey, RedisTopology, DEFAULT_DATABASE_URL};
 use crate::{
     db::Backend,
     domain::{Password, Username},
@@ -78,26 +78,19 @@ fn trusted_proxies(v: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
 pub(super) struct Stores {
     pub(super) database_url: SecretString,
     pub(super) database_backend: Backend,
-    pub(super) redis_url: Option<SecretString>,
+    pub(super) redis: Option<RedisTopology>,
     pub(super) redis_prefix: String,
+    pub(super) redis_min_replicas_ack: usize,
+    pub(super) redis_replica_wait: Duration,
 }
 
 pub(super) fn stores(get: &impl Fn(&str) -> Option<String>) -> Result<Stores, ConfigError> {
     let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
     let database_backend =
         Backend::from_url(&database_url).map_err(|reason| invalid("DATABASE_URL", reason))?;
-    let redis_url = match get("REDIS_URL") {
-        Some(v) if v.starts_with("redis://") || v.starts_with("rediss://") => {
-            Some(SecretString::from(v))
-        }
-        Some(_) => {
-            return Err(invalid(
-                "REDIS_URL",
-                "must start with redis:// or rediss://",
-            ))
-        }
-        None => None,
-    };
+    let redis = get("REDIS_URL")
+        .map(|v| super::redis::parse(&v).map_err(|reason| invalid("REDIS_URL", reason)))
+        .transpose()?;
     let redis_prefix = get("TETHER_REDIS_PREFIX").unwrap_or_else(|| "tether:".into());
     if redis_prefix.chars().any(|c| c.is_whitespace() || c == '*') {
         return Err(invalid(
@@ -105,11 +98,21 @@ pub(super) fn stores(get: &impl Fn(&str) -> Option<String>) -> Result<Stores, Co
             "must not contain whitespace or '*'",
         ));
     }
+    // A revoke waits for a replica where there is one to wait for.
+    let default_acks = usize::from(redis.as_ref().is_some_and(RedisTopology::has_replicas));
     Ok(Stores {
         database_url: SecretString::from(database_url),
         database_backend,
-        redis_url,
+        redis,
         redis_prefix,
+        redis_min_replicas_ack: number(get, "TETHER_REDIS_MIN_REPLICAS_ACK", default_acks, 0, 16)?,
+        redis_replica_wait: Duration::from_millis(number(
+            get,
+            "TETHER_REDIS_REPLICA_WAIT_MS",
+            1000,
+            1,
+            60_000,
+        )? as u64),
     })
 }
 

@@ -18,7 +18,9 @@ fn defaults_work_on_a_bare_machine() {
     let c = config(&[]).unwrap();
     assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
     assert_eq!(c.database_url(), DEFAULT_DATABASE_URL);
-    assert!(c.redis_url.is_none());
+    assert!(c.redis.is_none());
+    assert_eq!(c.redis_min_replicas_ack, 0);
+    assert_eq!(c.redis_replica_wait, Duration::from_millis(1000));
     assert_eq!(c.redis_prefix, "tether:");
     assert!(
         !c.cookie_secure,
@@ -120,11 +122,37 @@ fn invalid_values_name_the_variable() {
         ("TETHER_WS_CLIENT_TIMEOUT_SECS", "10"),
         ("TETHER_TRUSTED_PROXIES", "10.0.0.0/8, not-an-ip"),
         ("TETHER_PUBLIC_URL", "tether.example"),
+        ("REDIS_URL", "redis+sentinel://127.0.0.1:26379"),
+        ("REDIS_URL", "redis+cluster://127.0.0.1"),
+        ("TETHER_REDIS_MIN_REPLICAS_ACK", "-1"),
+        ("TETHER_REDIS_REPLICA_WAIT_MS", "0"),
     ] {
         let err = config(&[(var, value)]).expect_err(var);
         assert_eq!(err.var, var);
         assert!(err.to_string().contains(var));
     }
+}
+
+#[test]
+fn sentinel_and_cluster_wait_for_a_replica_by_default() {
+    for url in [
+        "redis+sentinel://127.0.0.1:26201/mymaster",
+        "redis+cluster://127.0.0.1:7101",
+    ] {
+        let c = config(&[("REDIS_URL", url)]).unwrap();
+        assert!(c.redis.as_ref().is_some_and(RedisTopology::has_replicas));
+        assert_eq!(c.redis_min_replicas_ack, 1, "{url}");
+    }
+    let c = config(&[("REDIS_URL", "redis://127.0.0.1:6379")]).unwrap();
+    assert_eq!(c.redis_min_replicas_ack, 0);
+    let c = config(&[
+        ("REDIS_URL", "redis+sentinel://127.0.0.1:26201/mymaster"),
+        ("TETHER_REDIS_MIN_REPLICAS_ACK", "0"),
+        ("TETHER_REDIS_REPLICA_WAIT_MS", "250"),
+    ])
+    .unwrap();
+    assert_eq!(c.redis_min_replicas_ack, 0);
+    assert_eq!(c.redis_replica_wait, Duration::from_millis(250));
 }
 
 #[test]
@@ -182,6 +210,9 @@ fn debug_output_never_shows_secrets() {
         ("REDIS_URL", "redis://:redispw@localhost"),
     ])
     .unwrap();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("redispw"));
+    let c = config(&[("REDIS_URL", "redis+sentinel://:redispw@localhost:26379/m")]).unwrap();
     let dbg = format!("{c:?}");
     assert!(!dbg.contains("s3cret-admin-pw"));
     assert!(!dbg.contains("redispw"));

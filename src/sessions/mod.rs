@@ -239,7 +239,7 @@ impl Sessions {
     }
 
     /// The Redis connection and key prefix, when sessions live in Redis.
-    pub fn redis_connection(&self) -> Option<(redis::aio::ConnectionManager, String)> {
+    pub fn redis_connection(&self) -> Option<(crate::redis_link::PrimaryConnection, String)> {
         match &self.backend {
             AnyBackend::Redis(b) => {
                 let (conn, prefix) = b.connection();

@@ -34,6 +34,8 @@ pub enum Stack {
     SqliteInProcess,
     SqliteRedis,
     PostgresRedis,
+    /// SQLite, and Redis Sentinel (`TETHER_TEST_REDIS_SENTINEL_URL`).
+    SqliteSentinel,
 }
 
 pub struct TestApp {
@@ -61,12 +63,13 @@ pub async fn spawn_app(test: &str, stack: Stack) -> Option<TestApp> {
 
 pub async fn spawn_app_with(test: &str, stack: Stack, extra: &[(&str, &str)]) -> Option<TestApp> {
     let db = match stack {
-        Stack::SqliteInProcess | Stack::SqliteRedis => TestDb::sqlite(),
+        Stack::SqliteInProcess | Stack::SqliteRedis | Stack::SqliteSentinel => TestDb::sqlite(),
         Stack::PostgresRedis => TestDb::postgres(test)?,
     };
     let redis = match stack {
         Stack::SqliteInProcess => None,
         Stack::SqliteRedis | Stack::PostgresRedis => Some(TestRedis::new(test).await?),
+        Stack::SqliteSentinel => Some(TestRedis::sentinel(test).await?),
     };
     let key = base64::engine::general_purpose::STANDARD.encode([42u8; 64]);
     let mut vars: HashMap<String, String> = [
@@ -541,6 +544,13 @@ macro_rules! stack_module {
                 async fn $case() {
                     let name = concat!(module_path!(), "::", stringify!($case));
                     let stack = $crate::helpers::Stack::$stack;
+                    // Not while a test fails the Sentinel primary over.
+                    let _topology = match stack {
+                        $crate::helpers::Stack::SqliteSentinel => {
+                            Some($crate::test_redis::SENTINEL_TOPOLOGY.read().await)
+                        }
+                        _ => None,
+                    };
                     if let Some(app) = $crate::helpers::spawn_app(name, stack).await {
                         super::$case(app).await;
                     }
@@ -550,8 +560,9 @@ macro_rules! stack_module {
     };
 }
 
-/// Runs each listed `async fn case(app: TestApp)` on all three stacks, as
-/// `<module>::sqlite_in_process::case`, `…::sqlite_redis::case`, `…::postgres_redis::case`.
+/// Runs each listed `async fn case(app: TestApp)` on every stack, as
+/// `<module>::sqlite_in_process::case`, `…::sqlite_redis::case`,
+/// `…::postgres_redis::case` and `…::sqlite_sentinel::case`.
 #[macro_export]
 macro_rules! on_every_stack {
     ($($case:ident),* $(,)?) => {
@@ -560,11 +571,13 @@ macro_rules! on_every_stack {
     };
 }
 
-/// As `on_every_stack!`, for behaviour that needs Redis (several instances).
+/// As `on_every_stack!`, for behaviour that needs Redis (several instances):
+/// one Redis server, and Redis Sentinel.
 #[macro_export]
 macro_rules! on_redis_stacks {
     ($($case:ident),* $(,)?) => {
         $crate::stack_module!(sqlite_redis, SqliteRedis, $($case),*);
         $crate::stack_module!(postgres_redis, PostgresRedis, $($case),*);
+        $crate::stack_module!(sqlite_sentinel, SqliteSentinel, $($case),*);
     };
 }

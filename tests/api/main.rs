@@ -26,6 +26,7 @@ mod session_store;
 mod start_together;
 mod startup_lock;
 mod throttle;
+mod topologies;
 mod user_store;
 mod usernames;
 mod web;

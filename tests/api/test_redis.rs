@@ -17,11 +17,68 @@ use crate::{
 /// reading, so the setting cannot change under it.
 pub static SERVER_CONFIG: RwLock<()> = RwLock::const_new(());
 
+/// The Sentinel topology (`TETHER_TEST_REDIS_SENTINEL_URL`) is shared by
+/// every test on it. A test that fails its primary over holds this for
+/// writing (tests/api/topologies.rs); every other test on it, for reading.
+pub static SENTINEL_TOPOLOGY: RwLock<()> = RwLock::const_new(());
+
+/// The variable naming the test Sentinel set (`.ci/redis-topologies up sentinel`).
+pub const SENTINEL_URL_VAR: &str = "TETHER_TEST_REDIS_SENTINEL_URL";
+
 /// Keys under `prefix` on the Redis at `url` belong to one test; every one of
 /// them is deleted when this value is dropped (even if the test panics).
 pub struct TestRedis {
+    /// What the app is given as `REDIS_URL`.
     pub url: String,
     pub prefix: String,
+    /// Set when `url` names sentinels: the node to talk to is their primary.
+    sentinel: Option<Sentinels>,
+}
+
+/// The sentinels of a `redis+sentinel://` URL, and the master's name.
+#[derive(Clone)]
+pub struct Sentinels {
+    pub nodes: Vec<String>,
+    pub master: String,
+}
+
+impl Sentinels {
+    /// Read with the crate's own parser: the form the app is given.
+    pub fn parse(url: &str) -> Sentinels {
+        let config =
+            tether::config::Config::from_lookup(|k| (k == "REDIS_URL").then(|| url.to_owned()))
+                .unwrap_or_else(|e| panic!("{SENTINEL_URL_VAR}: {e}"));
+        let Some(tether::config::RedisTopology::Sentinel {
+            sentinels, master, ..
+        }) = config.redis
+        else {
+            panic!("{SENTINEL_URL_VAR} is not a redis+sentinel:// URL");
+        };
+        Sentinels {
+            nodes: sentinels.iter().map(ToString::to_string).collect(),
+            master,
+        }
+    }
+
+    /// `HOST:PORT` of the primary, as the first sentinel that answers names it.
+    pub fn primary(&self) -> Result<String, String> {
+        let mut last = String::from("no sentinel");
+        for node in &self.nodes {
+            let asked = redis::Client::open(format!("redis://{node}"))
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+                .and_then(|mut c| {
+                    redis::cmd("SENTINEL")
+                        .arg("GET-MASTER-ADDR-BY-NAME")
+                        .arg(&self.master)
+                        .query::<(String, u16)>(&mut c)
+                });
+            match asked {
+                Ok((host, port)) => return Ok(format!("{host}:{port}")),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(last)
+    }
 }
 
 impl TestRedis {
@@ -33,14 +90,56 @@ impl TestRedis {
             services::service_missing(test_name, "Redis", &why);
             return None;
         }
-        let prefix = format!("tether-test:{}:", uuid::Uuid::new_v4().simple());
-        Some(TestRedis { url, prefix })
+        Some(TestRedis {
+            url,
+            prefix: new_prefix(),
+            sentinel: None,
+        })
+    }
+
+    /// A private prefix on the Sentinel set named by
+    /// `TETHER_TEST_REDIS_SENTINEL_URL`; `None`, reported, when it is unset
+    /// or its primary does not answer.
+    pub async fn sentinel(test_name: &str) -> Option<TestRedis> {
+        let Ok(url) = std::env::var(SENTINEL_URL_VAR) else {
+            services::service_missing(
+                test_name,
+                "Redis Sentinel",
+                &format!("{SENTINEL_URL_VAR} is unset (.ci/redis-topologies up sentinel)"),
+            );
+            return None;
+        };
+        let sentinels = Sentinels::parse(&url);
+        if let Err(why) = sentinels
+            .primary()
+            .and_then(|primary| ping(&format!("redis://{primary}")))
+        {
+            services::service_missing(test_name, "Redis Sentinel", &why);
+            return None;
+        }
+        Some(TestRedis {
+            url,
+            prefix: new_prefix(),
+            sentinel: Some(sentinels),
+        })
+    }
+
+    /// A `redis://` URL of the node holding the keys: the server itself, or
+    /// the primary the sentinels name now.
+    pub fn node_url(&self) -> String {
+        match &self.sentinel {
+            None => self.url.clone(),
+            Some(sentinels) => match sentinels.primary() {
+                Ok(primary) => format!("redis://{primary}"),
+                Err(e) => panic!("no sentinel names a primary: {e}"),
+            },
+        }
     }
 
     /// A plain blocking connection, for tests that look at or change Redis
     /// behind the store's back (raw `DEL`, `EXISTS`, `KEYS` under the prefix).
     pub fn raw_connection(&self) -> redis::Connection {
-        redis::Client::open(self.url.as_str())
+        redis::Client::open(self.node_url())
             .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
             .expect("connect to the test Redis")
     }
@@ -87,15 +186,22 @@ impl TestRedis {
     /// even if the test panics. Drop it before the [`SERVER_CONFIG`] guard.
     pub fn restore_config_on_drop(&self, name: &str) -> ConfigRestore {
         ConfigRestore {
-            url: self.url.clone(),
+            url: self.node_url(),
             name: name.to_owned(),
             value: self.config_get(name),
         }
     }
 
     fn sweep(&self) -> redis::RedisResult<()> {
-        let mut connection = redis::Client::open(self.url.as_str())?
-            .get_connection_with_timeout(Duration::from_secs(2))?;
+        let node = match &self.sentinel {
+            None => self.url.clone(),
+            Some(sentinels) => match sentinels.primary() {
+                Ok(primary) => format!("redis://{primary}"),
+                Err(_) => return Ok(()),
+            },
+        };
+        let mut connection =
+            redis::Client::open(node)?.get_connection_with_timeout(Duration::from_secs(2))?;
         let mut cursor: u64 = 0;
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -122,6 +228,10 @@ impl Drop for TestRedis {
             eprintln!("could not delete test keys under {}: {e}", self.prefix);
         }
     }
+}
+
+fn new_prefix() -> String {
+    format!("tether-test:{}:", uuid::Uuid::new_v4().simple())
 }
 
 fn ping(url: &str) -> Result<(), String> {

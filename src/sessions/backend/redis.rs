@@ -24,7 +24,12 @@
 //! key exists: unlike actix-session's stock store, a session deleted (logout,
 //! revocation, `redis-cli DEL`) while a request is in flight is never written
 //! back. Scripts derive session and index keys from the prefix, so the store
-//! expects a single Redis server, not a Cluster.
+//! expects one primary (a single server, or Sentinel's), not a Cluster.
+//!
+//! Every connection goes to the current primary ([`crate::redis_link`]
+//! follows a Sentinel failover). Session deletes (revocations) wait until
+//! `TETHER_REDIS_MIN_REPLICAS_ACK` replicas have them (`WAIT`) before they
+//! answer, so an acknowledged revoke survives the loss of the primary.
 //!
 //! Connections time out, answers time out, and every operation has an overall
 //! deadline: a stalled Redis makes requests fail with
@@ -40,9 +45,7 @@ mod record;
 use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 use anyhow::anyhow;
-use redis::{
-    aio::ConnectionManager, aio::ConnectionManagerConfig, RedisError, RedisResult, Script, Value,
-};
+use redis::{aio::ConnectionManagerConfig, RedisError, RedisResult, Script, Value};
 use uuid::Uuid;
 
 use self::record::{encode_state, parse_session, with_ttl, Record, FIELDS};
@@ -50,6 +53,7 @@ use super::{
     client_field, NewSession, SessionBackend, SessionPage, SessionState, StoreError, StoredSession,
     TOMBSTONE_TTL_MS,
 };
+use crate::redis_link::{PrimaryConnection, RedisLink};
 
 /// How long one attempt to open a connection may take.
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
@@ -64,17 +68,37 @@ const RECONNECT_RETRIES: usize = 2;
 /// neither builds one huge reply nor blocks Redis for long.
 pub const READ_BATCH: usize = 1000;
 
+/// How many replicas must have a session delete before a revoke answers
+/// (`TETHER_REDIS_MIN_REPLICAS_ACK`), and how long to wait for them
+/// (`TETHER_REDIS_REPLICA_WAIT_MS`). A revoke acknowledged to its caller then
+/// survives the loss of the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaAck {
+    pub replicas: usize,
+    pub within: Duration,
+}
+
+impl ReplicaAck {
+    /// Deletes answer without waiting for any replica.
+    pub const NONE: ReplicaAck = ReplicaAck {
+        replicas: 0,
+        within: Duration::ZERO,
+    };
+}
+
 /// Sessions in Redis under `{prefix}session:{sid}` (see the module docs).
 /// Cheap to clone: clones share its auto-reconnecting connection(s).
 #[derive(Clone)]
 pub struct RedisBackend {
-    connection: ConnectionManager,
-    /// A connection of this backend's own, opened on first use: see
-    /// [`RedisBackend::for_worker`]. `None` for the shared backend.
-    local: Option<Arc<tokio::sync::OnceCell<ConnectionManager>>>,
-    client: redis::Client,
+    link: RedisLink,
+    /// Shared by clones; a worker's clone has one of its own
+    /// ([`RedisBackend::for_worker`]).
+    connection: PrimaryConnection,
+    /// Session deletes and their `WAIT`, on a connection of their own: `WAIT`
+    /// covers the writes of the connection it is sent on, and blocks it.
+    /// `None` when no replica need acknowledge.
+    replicated_deletes: Option<(PrimaryConnection, ReplicaAck)>,
     prefix: Arc<str>,
-    db: i64,
     scripts: Arc<Scripts>,
 }
 
@@ -86,13 +110,16 @@ struct Scripts {
     delete_user: Script,
 }
 
+const DELETE_LUA: &str = include_str!("redis/delete.lua");
+const DELETE_USER_LUA: &str = include_str!("redis/delete_user.lua");
+
 impl Scripts {
     fn new() -> Self {
         Self {
             create: Script::new(include_str!("redis/create.lua")),
             refresh: Script::new(include_str!("redis/refresh.lua")),
-            delete: Script::new(include_str!("redis/delete.lua")),
-            delete_user: Script::new(include_str!("redis/delete_user.lua")),
+            delete: Script::new(DELETE_LUA),
+            delete_user: Script::new(DELETE_USER_LUA),
         }
     }
 }
@@ -103,22 +130,33 @@ const REFRESH_GONE: i64 = -1;
 const REFRESH_CORRUPT: i64 = -2;
 
 impl RedisBackend {
-    /// Connects with connection and response timeouts, so a stalled Redis
-    /// makes requests fail (503) rather than hang. Fails with
+    /// One Redis node at `url`, deletes not waiting for replicas. Fails with
     /// [`StoreError::Unavailable`] if Redis cannot be reached now.
     pub async fn connect(url: &str, prefix: &str) -> Result<RedisBackend, StoreError> {
-        // The URL may hold a password: it never goes into an error.
-        let client = redis::Client::open(url).map_err(|e| {
-            StoreError::Unavailable(anyhow::Error::new(e).context("invalid Redis URL"))
-        })?;
-        let db = client.get_connection_info().redis_settings().db();
-        let connection = with_deadline("connect to Redis", open(&client)).await?;
+        let link = RedisLink::single(url).map_err(StoreError::Unavailable)?;
+        Self::on_link(link, prefix, ReplicaAck::NONE).await
+    }
+
+    /// Sessions on whatever primary `link` leads to, with connection and
+    /// response timeouts, so a stalled Redis makes requests fail (503) rather
+    /// than hang. Fails with [`StoreError::Unavailable`] if the primary cannot
+    /// be reached now.
+    pub async fn on_link(
+        link: RedisLink,
+        prefix: &str,
+        acks: ReplicaAck,
+    ) -> Result<RedisBackend, StoreError> {
+        let replicated_deletes = (acks.replicas > 0).then(|| {
+            // The response timeout must outlast the longest `WAIT`.
+            let config =
+                manager_config().set_response_timeout(Some(acks.within + RESPONSE_TIMEOUT));
+            (link.connection(config), acks)
+        });
         let backend = RedisBackend {
-            connection,
-            local: None,
-            client,
+            connection: link.connection(manager_config()),
+            link,
+            replicated_deletes,
             prefix: prefix.into(),
-            db,
             scripts: Arc::new(Scripts::new()),
         };
         backend.ping().await?;
@@ -136,30 +174,71 @@ impl RedisBackend {
     /// BENCHMARKS.md).
     pub fn for_worker(&self) -> RedisBackend {
         RedisBackend {
-            local: Some(Arc::default()),
+            connection: self.link.connection(manager_config()),
             ..self.clone()
         }
     }
 
-    /// The connection this backend's operations use. Opening the local one
-    /// has the same deadline as any operation, also for requests queued
-    /// behind another's attempt; one that fails is tried again next time.
-    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
-        let Some(cell) = &self.local else {
-            return Ok(self.connection.clone());
-        };
-        // Once open, no deadline (and no timer) on the per-request path.
-        if let Some(connection) = cell.get() {
-            return Ok(connection.clone());
-        }
-        let opened = async { cell.get_or_try_init(|| open(&self.client)).await.cloned() };
-        with_deadline("connect to Redis", opened).await
+    /// The connection this backend's operations use (it follows the primary).
+    fn conn(&self) -> PrimaryConnection {
+        self.connection.clone()
     }
 
     /// The shared connection and key prefix, for other server state kept in the
     /// same Redis (the sign-in throttle).
-    pub fn connection(&self) -> (ConnectionManager, &str) {
+    pub fn connection(&self) -> (PrimaryConnection, &str) {
         (self.connection.clone(), &self.prefix)
+    }
+
+    /// Runs a delete script (`script`, whose source is `source`). When
+    /// replicas must acknowledge deletes, the script goes by `EVAL` in one
+    /// pipeline with `WAIT`, on the deletes' own connection: `WAIT` covers
+    /// only the writes sent before it on the same connection, and a pipeline
+    /// is one write on one socket, so nothing can slip between the two.
+    /// Too few acknowledgements in time do not fail the delete, which has
+    /// happened: they are logged as a warning.
+    async fn run_delete<T: redis::FromRedisValue>(
+        &self,
+        what: &'static str,
+        (script, source): (&Script, &'static str),
+        keys: &[String],
+        args: &[String],
+    ) -> Result<T, StoreError> {
+        let Some((connection, acks)) = &self.replicated_deletes else {
+            let mut invocation = script.prepare_invoke();
+            for key in keys {
+                invocation.key(key);
+            }
+            for arg in args {
+                invocation.arg(arg);
+            }
+            let mut connection = self.conn();
+            return with_deadline(what, invocation.invoke_async(&mut connection)).await;
+        };
+        let wait_ms = acks.within.as_millis() as u64;
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVAL")
+            .arg(source)
+            .arg(keys.len())
+            .arg(keys)
+            .arg(args);
+        pipe.cmd("WAIT").arg(acks.replicas).arg(wait_ms);
+        let mut connection = connection.clone();
+        let replied = tokio::time::timeout(
+            acks.within + OPERATION_DEADLINE,
+            pipe.query_async::<(T, usize)>(&mut connection),
+        )
+        .await
+        .map_err(|_elapsed| StoreError::Unavailable(anyhow!("Redis: {what}: no answer in time")))?;
+        let (result, acked) = replied.map_err(|e| unavailable(what, e))?;
+        if acked < acks.replicas {
+            log::warn!(
+                "event=delete_not_replicated what=\"{what}\" acked={acked} wanted={} \
+                 waited_ms={wait_ms} note=\"answered anyway; losing the primary now could undo it\"",
+                acks.replicas
+            );
+        }
+        Ok(result)
     }
 
     /// The key of a session's hash.
@@ -196,7 +275,7 @@ impl RedisBackend {
         if let Some(state) = state {
             invocation.arg(encode_state(state)?);
         }
-        let mut connection = self.conn().await?;
+        let mut connection = self.conn();
         let expires_at_ms: i64 =
             with_deadline("refresh session", invocation.invoke_async(&mut connection)).await?;
         match expires_at_ms {
@@ -229,7 +308,7 @@ impl RedisBackend {
                 .arg(self.session_key(sid))
                 .arg(&FIELDS[..]);
         }
-        let mut connection = self.conn().await?;
+        let mut connection = self.conn();
         let replies: Vec<Value> =
             with_deadline("read sessions", pipe.query_async(&mut connection)).await?;
         if replies.len() != sids.len() {
@@ -291,7 +370,7 @@ impl SessionBackend for RedisBackend {
             .arg(sid)
             .arg(client_field(new.client_ip).unwrap_or_default())
             .arg(client_field(new.user_agent).unwrap_or_default());
-        let mut connection = self.conn().await?;
+        let mut connection = self.conn();
         let _stored: i64 =
             with_deadline("create session", invocation.invoke_async(&mut connection)).await?;
         Ok(())
@@ -323,17 +402,21 @@ impl SessionBackend for RedisBackend {
     }
 
     async fn delete(&self, sid: &str, reason: &str) -> Result<bool, StoreError> {
-        let mut invocation = self.scripts.delete.key(self.session_key(sid));
-        invocation
-            .key(self.sessions_index_key())
-            .key(self.ended_key(sid))
-            .arg(&*self.prefix)
-            .arg(sid)
-            .arg(reason)
-            .arg(TOMBSTONE_TTL_MS);
-        let mut connection = self.conn().await?;
-        let existed: i64 =
-            with_deadline("delete session", invocation.invoke_async(&mut connection)).await?;
+        let keys = [
+            self.session_key(sid),
+            self.sessions_index_key(),
+            self.ended_key(sid),
+        ];
+        let args = [
+            self.prefix.to_string(),
+            sid.to_owned(),
+            reason.to_owned(),
+            TOMBSTONE_TTL_MS.to_string(),
+        ];
+        let script = (&self.scripts.delete, DELETE_LUA);
+        let existed: i64 = self
+            .run_delete("delete session", script, &keys, &args)
+            .await?;
         Ok(existed == 1)
     }
 
@@ -350,19 +433,16 @@ impl SessionBackend for RedisBackend {
         user_id: Uuid,
         reason: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let mut invocation = self.scripts.delete_user.key(self.user_index_key(user_id));
-        invocation
-            .key(self.sessions_index_key())
-            .arg(&*self.prefix)
-            .arg(user_id.to_string())
-            .arg(reason)
-            .arg(TOMBSTONE_TTL_MS);
-        let mut connection = self.conn().await?;
-        with_deadline(
-            "delete user sessions",
-            invocation.invoke_async(&mut connection),
-        )
-        .await
+        let keys = [self.user_index_key(user_id), self.sessions_index_key()];
+        let args = [
+            self.prefix.to_string(),
+            user_id.to_string(),
+            reason.to_owned(),
+            TOMBSTONE_TTL_MS.to_string(),
+        ];
+        let script = (&self.scripts.delete_user, DELETE_USER_LUA);
+        self.run_delete("delete user sessions", script, &keys, &args)
+            .await
     }
 
     async fn list_sessions(
@@ -378,7 +458,7 @@ impl SessionBackend for RedisBackend {
     async fn ended_reason(&self, sid: &str) -> Result<Option<String>, StoreError> {
         let mut get = redis::cmd("GET");
         get.arg(self.ended_key(sid));
-        let mut connection = self.conn().await?;
+        let mut connection = self.conn();
         with_deadline("read tombstone", get.query_async(&mut connection)).await
     }
 
@@ -423,21 +503,20 @@ impl SessionBackend for RedisBackend {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut connection = self.conn().await?;
+        let mut connection = self.conn();
         let _pong: String =
             with_deadline("ping", redis::cmd("PING").query_async(&mut connection)).await?;
         Ok(())
     }
 }
 
-/// Opens an auto-reconnecting connection, with the timeouts and retries above.
-async fn open(client: &redis::Client) -> RedisResult<ConnectionManager> {
-    let config = ConnectionManagerConfig::new()
+/// An auto-reconnecting connection's timeouts and retries (see above).
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
         .set_connection_timeout(Some(CONNECTION_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
         .set_number_of_retries(RECONNECT_RETRIES)
-        .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_with_config(client.clone(), config).await
+        .set_max_delay(Duration::from_millis(500))
 }
 
 /// Runs one Redis operation under [`OPERATION_DEADLINE`], turning every

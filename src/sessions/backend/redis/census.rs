@@ -48,7 +48,7 @@ pub(super) async fn record_sockets(
         .arg(&instances)
         .arg(ttl_ms)
         .ignore();
-    let mut connection = backend.conn().await?;
+    let mut connection = backend.conn();
     with_deadline("record socket census", pipe.query_async(&mut connection)).await
 }
 
@@ -70,7 +70,7 @@ pub(super) async fn socket_counts(
         return Ok(totals);
     }
     let censuses: Vec<String> = instances.iter().map(|i| backend.census_key(i)).collect();
-    let mut connection = backend.conn().await?;
+    let mut connection = backend.conn();
     for batch in sids.chunks(READ_BATCH) {
         let mut pipe = redis::pipe();
         for census in &censuses {
@@ -102,7 +102,7 @@ pub(super) async fn socket_count_on(
     for instance in instances {
         pipe.cmd("HGET").arg(backend.census_key(instance)).arg(key);
     }
-    let mut connection = backend.conn().await?;
+    let mut connection = backend.conn();
     let counts: Vec<Option<usize>> =
         with_deadline("read socket census", pipe.query_async(&mut connection)).await?;
     Ok(counts.into_iter().flatten().sum())
@@ -128,7 +128,7 @@ pub(super) async fn live_instances(
         .arg(&instances)
         .arg(0)
         .arg(-1);
-    let mut connection = backend.conn().await?;
+    let mut connection = backend.conn();
     let (live,): (Vec<String>,) =
         with_deadline("read live instances", pipe.query_async(&mut connection)).await?;
     Ok(live)

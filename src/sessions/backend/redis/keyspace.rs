@@ -38,8 +38,8 @@ impl RedisBackend {
     /// Starts listening for session keys deleted or expired in Redis, and
     /// reports each on `notices`. Every subscription first switches keyspace
     /// notifications on, since a restarted Redis has forgotten a `CONFIG
-    /// SET`. Reconnects with backoff after a failure, then reports
-    /// [`KeyspaceNotice::Resubscribed`]. Stops when `notices` is closed.
+    /// SET`. Reconnects with backoff after a failure, and moves to the new
+    /// primary after a failover, then reports [`KeyspaceNotice::Resubscribed`]. Stops when `notices` is closed.
     /// The returned receiver completes once the first subscription is in place.
     pub fn spawn_keyspace_listener(
         &self,
@@ -52,7 +52,11 @@ impl RedisBackend {
             let mut backoff = Duration::from_millis(100);
             while !notices.is_closed() {
                 match backend.listen_once(&notices, &mut subscribed).await {
-                    Ok(()) => backoff = Duration::from_millis(100),
+                    // The primary moved (or `notices` closed): at once.
+                    Ok(()) => {
+                        backoff = Duration::from_millis(100);
+                        continue;
+                    }
                     Err(e) => log::warn!("event=keyspace_listener_failed error={e:#}"),
                 }
                 tokio::time::sleep(backoff).await;
@@ -68,16 +72,19 @@ impl RedisBackend {
         notices: &mpsc::Sender<KeyspaceNotice>,
         subscribed: &mut Option<oneshot::Sender<()>>,
     ) -> anyhow::Result<()> {
-        let mut pubsub =
-            tokio::time::timeout(CONNECTION_TIMEOUT, self.client.get_async_pubsub()).await??;
+        let (mut pubsub, primary) = self.link.pubsub(CONNECTION_TIMEOUT).await?;
+        let db = self.link.db();
         let (deleted, expired) = (
-            format!("__keyevent@{}__:del", self.db),
-            format!("__keyevent@{}__:expired", self.db),
+            format!("__keyevent@{db}__:del"),
+            format!("__keyevent@{db}__:expired"),
         );
         pubsub.subscribe(&[&deleted, &expired]).await?;
         // `false` (logged) when Redis refuses `CONFIG`: the sweep then covers.
         self.enable_keyspace_events().await?;
-        log::info!("event=keyspace_listener_subscribed db={}", self.db);
+        log::info!(
+            "event=keyspace_listener_subscribed db={db} primary={}",
+            self.link.primary_addr()
+        );
         match subscribed.take() {
             Some(first) => {
                 let _ = first.send(());
@@ -88,8 +95,21 @@ impl RedisBackend {
                 }
             }
         }
+        // After a failover the old primary tells nothing of the new one's keys.
+        let moved = self.link.moved_from(primary);
+        tokio::pin!(moved);
         let mut messages = pubsub.on_message();
-        while let Some(msg) = messages.next().await {
+        loop {
+            let msg = tokio::select! {
+                msg = messages.next() => msg,
+                () = &mut moved => {
+                    log::info!("event=keyspace_listener_follows_primary");
+                    return Ok(());
+                }
+            };
+            let Some(msg) = msg else {
+                anyhow::bail!("keyspace subscription ended")
+            };
             let Ok(key) = msg.get_payload::<String>() else {
                 continue;
             };
@@ -109,7 +129,6 @@ impl RedisBackend {
                 return Ok(());
             }
         }
-        anyhow::bail!("keyspace subscription ended")
     }
 
     /// Makes Redis publish keyevent notifications for generic commands and
@@ -117,7 +136,7 @@ impl RedisBackend {
     /// set. `Ok(false)`, with a warning logged, when Redis refuses `CONFIG`;
     /// an error only when Redis does not answer.
     pub async fn enable_keyspace_events(&self) -> Result<bool, StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.conn();
         let mut get = redis::cmd("CONFIG");
         get.arg("GET").arg(SETTING);
         let reply: RedisResult<HashMap<String, String>> = deadline(

@@ -79,7 +79,7 @@ pub(super) async fn list_user_sessions(
         .arg(&index)
         .arg(0)
         .arg(-1);
-    let mut connection = backend.conn().await?;
+    let mut connection = backend.conn();
     let (sids,): (Vec<String>,) =
         with_deadline("read user index", pipe.query_async(&mut connection)).await?;
 
@@ -110,7 +110,7 @@ async fn unindex(
     for index in indexes {
         pipe.cmd("ZREM").arg(index).arg(sids).ignore();
     }
-    let mut connection = backend.conn().await?;
+    let mut connection = backend.conn();
     with_deadline("prune session index", pipe.query_async(&mut connection)).await
 }
 
@@ -129,7 +129,7 @@ async fn count_live_entries(
         .ignore()
         .cmd("ZCARD")
         .arg(index);
-    let mut connection = backend.conn().await?;
+    let mut connection = backend.conn();
     let (count,): (usize,) =
         with_deadline("count session index", pipe.query_async(&mut connection)).await?;
     Ok(count)
@@ -150,7 +150,7 @@ async fn newest_first(
         .arg(index)
         .arg(start)
         .arg(start.saturating_add(count - 1));
-    let mut connection = backend.conn().await?;
+    let mut connection = backend.conn();
     with_deadline("read session index", zrevrange.query_async(&mut connection)).await
 }
 
@@ -165,7 +165,7 @@ pub(super) async fn existing(
     now_ms: i64,
 ) -> Result<Vec<bool>, StoreError> {
     let mut alive = Vec::with_capacity(sids.len());
-    let mut connection = backend.conn().await?;
+    let mut connection = backend.conn();
     for batch in sids.chunks(READ_BATCH) {
         let mut pipe = redis::pipe();
         for sid in batch {

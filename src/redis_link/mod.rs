@@ -1,0 +1,173 @@
+//! How this process reaches Redis, on every topology: the one place that
+//! opens connections to it (sessions, the event bus, the sign-in throttle).
+//!
+//! On one node the address never changes. On Sentinel, a watcher asks the
+//! sentinels where the primary is (every [`sentinel::POLL_EVERY`], and at
+//! once when a command fails), and every connection handed out here moves to
+//! the new primary after a failover by itself. redis-rs does not do this:
+//! its `ConnectionManager` reconnects to one fixed address, and its
+//! `sentinel` module finds the master for a *new* client but never follows
+//! a failover (redis-rs issue #1438). Pub/sub users (the bus, the keyspace
+//! listener) ask [`RedisLink::moved_from`] when to subscribe again.
+
+mod connection;
+mod sentinel;
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use redis::{aio::ConnectionManagerConfig, RedisError};
+use secrecy::ExposeSecret as _;
+use tokio::sync::{watch, Notify};
+
+pub use connection::PrimaryConnection;
+
+use crate::config::RedisTopology;
+
+/// The primary commands go to now. `generation` grows by one on every move.
+#[derive(Clone)]
+struct Primary {
+    generation: u64,
+    /// `HOST:PORT`, for comparing and logging (never a password).
+    addr: String,
+    client: redis::Client,
+}
+
+/// Cheap to clone: clones share the primary and its watcher.
+#[derive(Clone)]
+pub struct RedisLink {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    primary: watch::Sender<Primary>,
+    /// Wakes the Sentinel watcher at once; never waited on for one node.
+    recheck: Arc<Notify>,
+    follows_failover: bool,
+    db: i64,
+}
+
+impl RedisLink {
+    /// Connects to the topology `REDIS_URL` names. On Sentinel this asks the
+    /// sentinels for the primary now, and fails if none names one that
+    /// answers as primary.
+    pub async fn connect(topology: &RedisTopology) -> anyhow::Result<RedisLink> {
+        match topology {
+            RedisTopology::Single(url) => Ok(Self::single(url.expose_secret())?),
+            RedisTopology::Sentinel {
+                sentinels,
+                master,
+                password,
+            } => sentinel::connect(sentinels, master, password.as_ref()).await,
+            RedisTopology::Cluster { .. } => anyhow::bail!(
+                "Redis Cluster (redis+cluster://) is not supported by this version yet; \
+                 use one node (redis://) or Sentinel (redis+sentinel://)"
+            ),
+        }
+    }
+
+    /// One node at `url`; nothing to follow.
+    pub fn single(url: &str) -> anyhow::Result<RedisLink> {
+        // The URL may hold a password: it never goes into an error.
+        let client = redis::Client::open(url)
+            .map_err(|_| anyhow::anyhow!("REDIS_URL is not a valid redis:// or rediss:// URL"))?;
+        let info = client.get_connection_info();
+        let db = info.redis_settings().db();
+        let addr = info.addr().to_string();
+        Ok(Self::new(addr, client, db, false))
+    }
+
+    fn new(addr: String, client: redis::Client, db: i64, follows_failover: bool) -> RedisLink {
+        let (primary, _) = watch::channel(Primary {
+            generation: 0,
+            addr,
+            client,
+        });
+        RedisLink {
+            inner: Arc::new(Inner {
+                primary,
+                recheck: Arc::new(Notify::new()),
+                follows_failover,
+                db,
+            }),
+        }
+    }
+
+    /// The database every connection selects.
+    pub fn db(&self) -> i64 {
+        self.inner.db
+    }
+
+    /// Which primary is current; changes after a failover.
+    pub fn generation(&self) -> u64 {
+        self.inner.primary.borrow().generation
+    }
+
+    /// The current primary's client and its generation.
+    fn client(&self) -> (u64, redis::Client) {
+        let primary = self.inner.primary.borrow();
+        (primary.generation, primary.client.clone())
+    }
+
+    /// The current primary's `HOST:PORT`, for logs.
+    pub fn primary_addr(&self) -> String {
+        self.inner.primary.borrow().addr.clone()
+    }
+
+    /// A command connection to whichever node is primary, opened on first
+    /// use from the calling task (see [`PrimaryConnection`]).
+    pub fn connection(&self, config: ConnectionManagerConfig) -> PrimaryConnection {
+        PrimaryConnection::new(self.clone(), config)
+    }
+
+    /// A pub/sub connection to the current primary, and that primary's
+    /// generation (hand it to [`RedisLink::moved_from`]).
+    pub async fn pubsub(&self, timeout: Duration) -> anyhow::Result<(redis::aio::PubSub, u64)> {
+        let (generation, client) = self.client();
+        let pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
+            .await
+            .context("no pub/sub connection in time")??;
+        Ok((pubsub, generation))
+    }
+
+    /// Completes once the primary is no longer the one of `generation` (never,
+    /// on one node): a subscription there hears nothing more from the new one.
+    pub async fn moved_from(&self, generation: u64) {
+        let mut changes = self.inner.primary.subscribe();
+        // The sender lives in `self`: this only ends by the condition.
+        let _ = changes.wait_for(|p| p.generation != generation).await;
+    }
+
+    /// A command failed: if it looks like the primary is gone or demoted,
+    /// ask the sentinels now instead of at the next poll.
+    fn suspect(&self, error: &RedisError) {
+        if self.inner.follows_failover && points_elsewhere(error) {
+            self.inner.recheck.notify_one();
+        }
+    }
+
+    /// Moves every connection to `client` at `addr` (the watcher found a new primary).
+    fn moved_to(&self, addr: String, client: redis::Client) {
+        let from = self.primary_addr();
+        self.inner.primary.send_modify(|p| {
+            p.generation += 1;
+            p.addr = addr.clone();
+            p.client = client;
+        });
+        log::warn!(
+            "event=redis_primary_changed from={from} to={addr} generation={}",
+            self.generation()
+        );
+    }
+}
+
+/// Errors after which the primary may be elsewhere: it cannot be reached,
+/// or it has become a replica (`READONLY`).
+fn points_elsewhere(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_refusal()
+        || error.is_connection_dropped()
+        || error.is_timeout()
+        || error.code() == Some("READONLY")
+        || error.to_string().contains("READONLY")
+}

@@ -1,0 +1,452 @@
+//! Redis Sentinel (`.ci/redis-topologies up sentinel`, its URL in
+//! `TETHER_TEST_REDIS_SENTINEL_URL`): failovers (`SENTINEL FAILOVER`, the
+//! primary killed with SIGKILL) that every instance follows by itself, and
+//! what only Sentinel has (the primary, replica acknowledgements). Every
+//! `on_redis_stacks!` test also runs on Sentinel (`…::sqlite_sentinel::…`).
+//!
+//! The tests share one topology. A failover test holds
+//! [`SENTINEL_TOPOLOGY`] for writing and leaves the topology settled (the
+//! script's `up` waits for that, and brings a killed node back as a
+//! replica); every other test on it holds it for reading.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tether::ws::{
+    handlers,
+    protocol::{ServerEvent, ServerFrame},
+};
+use tokio::time::Instant;
+
+use crate::{
+    helpers::{spawn_app_with, Browser, Seen, Stack, TestApp, ADMIN_PASSWORD, PATIENCE},
+    test_redis::{Sentinels, SENTINEL_TOPOLOGY, SENTINEL_URL_VAR},
+};
+
+/// What the issue allows between losing the primary and serving again.
+const FAILOVER_LIMIT: Duration = Duration::from_secs(10);
+
+/// The Sentinel topology under test, seen from outside the app.
+#[derive(Clone)]
+struct SentinelSet(Sentinels);
+
+impl SentinelSet {
+    /// Only called once an app runs on it, so the variable is set.
+    fn from_env() -> SentinelSet {
+        let url = std::env::var(SENTINEL_URL_VAR).expect("the app runs on Sentinel");
+        SentinelSet(Sentinels::parse(&url))
+    }
+
+    fn connect(node: &str) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(format!("redis://{node}"))?
+            .get_connection_with_timeout(Duration::from_secs(2))
+    }
+
+    /// A sentinel command, answered by the first sentinel that answers.
+    fn ask<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        let mut last = None;
+        for sentinel in &self.0.nodes {
+            match Self::connect(sentinel)
+                .and_then(|mut c| redis::cmd("SENTINEL").arg(args).query(&mut c))
+            {
+                Ok(answer) => return answer,
+                Err(e) => last = Some(e),
+            }
+        }
+        panic!("no sentinel answered SENTINEL {args:?}: {last:?}")
+    }
+
+    /// `HOST:PORT` of the primary, as the sentinels name it now.
+    fn primary(&self) -> String {
+        self.0.primary().expect("a sentinel names the primary")
+    }
+
+    fn primary_connection(&self) -> redis::Connection {
+        Self::connect(&self.primary()).expect("connect to the primary")
+    }
+
+    /// How many times the primary has run `command` (`INFO commandstats`).
+    fn calls_of(&self, command: &str) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut self.primary_connection())
+            .expect("INFO commandstats");
+        let prefix = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until the sentinels name a primary other than `old`; returns it.
+    /// (After `SENTINEL FAILOVER` the old primary stays writable until the
+    /// sentinels demote it, up to ten seconds later.)
+    async fn wait_for_new_primary(&self, old: &str, deadline: Instant) -> String {
+        loop {
+            let set = self.clone();
+            let now = tokio::task::spawn_blocking(move || set.primary())
+                .await
+                .unwrap();
+            if now != old {
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sentinels did not fail {old} over in time"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Whether `key` exists on the node at `addr`.
+    fn exists_on(addr: &str, key: &str) -> bool {
+        let mut connection = Self::connect(addr).expect("connect to the primary");
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query(&mut connection)
+            .unwrap()
+    }
+
+    /// `SENTINEL FAILOVER`: the replica becomes primary, the primary its replica.
+    fn fail_over(&self) {
+        let ok: String = self.ask(&["FAILOVER", self.0.master.as_str()]);
+        assert_eq!(ok, "OK");
+    }
+
+    /// SIGKILLs the primary's process.
+    fn kill_primary(&self) {
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut self.primary_connection())
+            .expect("INFO server");
+        let pid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .expect("process_id in INFO")
+            .trim()
+            .to_owned();
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -KILL {pid}");
+    }
+
+    /// Brings any stopped node back (as a replica) and waits until the
+    /// topology is healthy, before and after a failover test, however it
+    /// ends: the tests after it need a settled topology.
+    fn settled(&self) -> Settled {
+        settle();
+        Settled
+    }
+}
+
+/// Settles the topology again when dropped (see [`SentinelSet::settled`]).
+struct Settled;
+
+impl Drop for Settled {
+    fn drop(&mut self) {
+        settle();
+    }
+}
+
+/// `.ci/redis-topologies up sentinel`: starts what is stopped, waits until healthy.
+fn settle() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/redis-topologies");
+    let out = std::process::Command::new(script)
+        .args(["up", "sentinel"])
+        .output()
+        .expect("run .ci/redis-topologies");
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        if std::thread::panicking() {
+            eprintln!("the Sentinel topology did not settle: {why}");
+        } else {
+            panic!("the Sentinel topology did not settle: {why}");
+        }
+    }
+}
+
+/// An app on the Sentinel topology (SQLite user store), with `extra`
+/// settings; `None`, reported, without one.
+async fn app_on_sentinel(test: &str, extra: &[(&str, &str)]) -> Option<(SentinelSet, TestApp)> {
+    let app = spawn_app_with(test, Stack::SqliteSentinel, extra).await?;
+    Some((SentinelSet::from_env(), app))
+}
+
+fn session_key(app: &TestApp, sid: &str) -> String {
+    format!("{}session:{sid}", app.env()["TETHER_REDIS_PREFIX"])
+}
+
+async fn admin_revoke(app: &TestApp, admin: &Browser, sid: &str) -> u16 {
+    let url = app.url(&format!("/api/admin/sessions/{sid}"));
+    admin.delete(&url).await.status().as_u16()
+}
+
+/// Signs in on `app` as soon as it can, before `deadline`.
+async fn sign_in_by(app: &TestApp, name: &str, password: &str, deadline: Instant) -> Browser {
+    loop {
+        match app.try_login(name, password).await {
+            Ok(browser) => return browser,
+            Err(status) => assert!(
+                Instant::now() < deadline,
+                "{name} could not sign in on {} in time (last status {status})",
+                app.address
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Signs in on `app` until the new session is stored on `primary`, before
+/// `deadline`: proof that the instance writes to the new primary. (A sign-in
+/// an instance made on the old primary before it moved is lost with it.)
+async fn sign_in_on(
+    app: &TestApp,
+    primary: &str,
+    (name, password): (&str, &str),
+    deadline: Instant,
+) -> Browser {
+    loop {
+        let browser = sign_in_by(app, name, password, deadline).await;
+        let me = browser.get(&app.url("/api/auth/me")).await;
+        if me.status() == 200 {
+            let me: serde_json::Value = me.json().await.unwrap();
+            let sid = me["session"]["id"].as_str().unwrap();
+            let (primary, key) = (primary.to_owned(), session_key(app, sid));
+            let stored =
+                tokio::task::spawn_blocking(move || SentinelSet::exists_on(&primary, &key))
+                    .await
+                    .unwrap();
+            if stored {
+                return browser;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} still wrote sessions to the old primary",
+            app.address
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How many connections subscribe to `channel` on the node at `addr`.
+async fn subscribers_on(addr: &str, channel: &str) -> usize {
+    let (addr, channel) = (addr.to_owned(), channel.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut connection = SentinelSet::connect(&addr).expect("connect to the primary");
+        let (_, count): (String, usize) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query(&mut connection)
+            .expect("PUBSUB NUMSUB");
+        count
+    })
+    .await
+    .unwrap()
+}
+
+/// `GET /api/auth/me`'s status once it is no longer 503, before `deadline`.
+async fn me_status_by(app: &TestApp, browser: &Browser, deadline: Instant) -> u16 {
+    loop {
+        let status = browser
+            .get(&app.url("/api/auth/me"))
+            .await
+            .status()
+            .as_u16();
+        if status != 503 {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "me still answered 503 on {} in time",
+            app.address
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn a_malformed_redis_url_stops_start_up_naming_it() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .arg("migrate")
+        .env_clear()
+        .env("REDIS_URL", "redis+sentinel://:hunter2@127.0.0.1:26201")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("run tether");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("REDIS_URL"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_and_me_on_sentinel_keep_the_session_on_its_primary() {
+    let test = "topologies::sign_in_and_me_on_sentinel_keep_the_session_on_its_primary";
+    let _shared = SENTINEL_TOPOLOGY.read().await;
+    let Some((set, app)) = app_on_sentinel(test, &[]).await else {
+        return;
+    };
+    let browser = app.login_admin().await;
+    assert_eq!(browser.me(&app).await["user"]["username"], "admin");
+    let sid = browser.session_id(&app).await;
+    let stored: bool = redis::cmd("EXISTS")
+        .arg(session_key(&app, &sid))
+        .query(&mut set.primary_connection())
+        .unwrap();
+    assert!(stored, "the session is on the primary the sentinels name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_on_sentinel_waits_for_a_replica_and_answers_without_one() {
+    let test = "topologies::a_revoke_on_sentinel_waits_for_a_replica_and_answers_without_one";
+    let _shared = SENTINEL_TOPOLOGY.read().await;
+    // Two acknowledgements wanted, one replica there: never enough.
+    let settings = [
+        ("TETHER_REDIS_MIN_REPLICAS_ACK", "2"),
+        ("TETHER_REDIS_REPLICA_WAIT_MS", "200"),
+    ];
+    let Some((set, app)) = app_on_sentinel(test, &settings).await else {
+        return;
+    };
+    let admin = app.login_admin().await;
+    let user = app.login_new_user("vera", &["user"]).await;
+    let sid = user.session_id(&app).await;
+    let waits_before = set.calls_of("wait");
+    assert_eq!(admin_revoke(&app, &admin, &sid).await, 204);
+    assert!(set.calls_of("wait") > waits_before, "the revoke sent WAIT");
+    assert_eq!(user.get(&app.url("/api/auth/me")).await.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sentinel_failover_both_instances_serve_sign_in_and_me_again() {
+    let test = "topologies::after_sentinel_failover_both_instances_serve_sign_in_and_me_again";
+    let _exclusive = SENTINEL_TOPOLOGY.write().await;
+    let Some((set, a)) = app_on_sentinel(test, &[("TETHER_SWEEP_SECS", "3600")]).await else {
+        return;
+    };
+    let _settled = set.settled();
+    let b = a.spawn_peer().await;
+    let password = a.create_user("fay", &["user"]).await;
+    let before = a.login("fay", &password).await;
+    let old = set.primary();
+
+    let started = Instant::now();
+    set.fail_over();
+    let deadline = started + FAILOVER_LIMIT;
+    let new = set.wait_for_new_primary(&old, deadline).await;
+    for app in [&a, &b] {
+        let fresh = sign_in_on(app, &new, ("fay", &password), deadline).await;
+        assert_eq!(me_status_by(app, &fresh, deadline).await, 200);
+        assert_eq!(
+            me_status_by(app, &before, deadline).await,
+            200,
+            "a session from before the failover stays valid"
+        );
+    }
+    eprintln!(
+        "measured: SENTINEL FAILOVER to both instances serving sign-in and me: {:?}",
+        started.elapsed()
+    );
+
+    // The bus follows: both instances subscribe on the new primary, and a
+    // role change made on A reaches a socket on B.
+    let channel = format!("{}events", a.env()["TETHER_REDIS_PREFIX"]);
+    while subscribers_on(&new, &channel).await < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the buses did not subscribe on the new primary"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut on_b = before.socket(&b).await;
+    a.set_roles("fay", &["user", "messages-admin"]).await;
+    let (reply, _) = on_b.request_with_events("messages.admin", json!({})).await;
+    assert!(reply.ok, "{reply:?}");
+    // The keyspace listener follows, notifications on: a raw DEL on the new
+    // primary closes the socket (the sweep is hourly here).
+    let sid = before.session_id(&a).await;
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(session_key(&a, &sid))
+        .query(&mut set.primary_connection())
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert_eq!(on_b.closed().await.0, Some(4001));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_revoke_survives_the_primary_being_killed() {
+    let test = "topologies::an_acknowledged_revoke_survives_the_primary_being_killed";
+    let _exclusive = SENTINEL_TOPOLOGY.write().await;
+    let Some((set, app)) = app_on_sentinel(test, &[]).await else {
+        return;
+    };
+    let _settled = set.settled();
+    let admin = app.login_admin().await;
+    let password = app.create_user("kim", &["user"]).await;
+    let revoked = app.login("kim", &password).await;
+    let kept = app.login("kim", &password).await;
+    let sid = revoked.session_id(&app).await;
+    let old = set.primary();
+
+    assert_eq!(admin_revoke(&app, &admin, &sid).await, 204);
+    let started = Instant::now();
+    set.kill_primary();
+    let deadline = started + FAILOVER_LIMIT;
+    let new = set.wait_for_new_primary(&old, deadline).await;
+    assert_eq!(
+        me_status_by(&app, &kept, deadline).await,
+        200,
+        "the other session survives"
+    );
+    eprintln!(
+        "measured: primary SIGKILLed to the first successful me: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        me_status_by(&app, &revoked, deadline).await,
+        401,
+        "the revoke survives"
+    );
+    let again = sign_in_on(&app, &new, ("admin", ADMIN_PASSWORD), deadline).await;
+    assert_eq!(me_status_by(&app, &again, deadline).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_open_across_a_failover_is_not_closed_as_revoked() {
+    let test = "topologies::a_socket_open_across_a_failover_is_not_closed_as_revoked";
+    let _exclusive = SENTINEL_TOPOLOGY.write().await;
+    let Some((set, app)) = app_on_sentinel(test, &[]).await else {
+        return;
+    };
+    let _settled = set.settled();
+    let password = app.create_user("ines", &["user"]).await;
+    let user = app.login("ines", &password).await;
+    let mut socket = user.socket(&app).await;
+    let old = set.primary();
+
+    let started = Instant::now();
+    set.fail_over();
+    let deadline = started + FAILOVER_LIMIT;
+    let new = set.wait_for_new_primary(&old, deadline).await;
+    sign_in_on(&app, &new, ("ines", &password), deadline).await;
+    assert_eq!(me_status_by(&app, &user, deadline).await, 200);
+    // The resubscriptions after the move made the sweep re-check every
+    // socket's session; give it the time it takes on a busy machine.
+    let watch_until = Instant::now() + PATIENCE;
+    while let Some(seen) = socket.next_within(watch_until - Instant::now()).await {
+        match seen {
+            Seen::Frame(ServerFrame::Event(ServerEvent::SessionRevoked { reason })) => {
+                panic!("revoked ({reason:?}) although the session exists")
+            }
+            Seen::Frame(_) => continue,
+            Seen::Closed(code) => {
+                assert_ne!(code, Some(4001), "closed as revoked");
+                return;
+            }
+        }
+    }
+    assert!(socket.ask::<handlers::ping::Ping>(json!({})).await.ok);
+}
