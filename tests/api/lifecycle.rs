@@ -180,9 +180,8 @@ async fn after_a_redis_outage_every_worker_serves_again() {
             .unwrap();
         assert_eq!(res.status(), 503);
     }
-    let Some(_restarted) = OwnRedis::start_on(redis.port) else {
-        panic!("could not restart Redis on port {}", redis.port);
-    };
+    let _restarted = OwnRedis::start_on(redis.port)
+        .unwrap_or_else(|| panic!("could not restart Redis on port {}", redis.port));
     // A worker's first request after the restart may still find its old
     // connection broken; then it reconnects. Wanted: a run of sign-ins and
     // `me` calls on new connections (so on every worker) that all succeed.

@@ -103,10 +103,7 @@ async fn a_role_change_right_after_a_redis_restart_reaches_the_other_instance() 
     else {
         return;
     };
-    redis.stop();
-    let Some(_restarted) = OwnRedis::start_on(redis.port) else {
-        panic!("could not restart Redis on port {}", redis.port);
-    };
+    let _restarted = redis.restart();
     // Sessions were lost with the old Redis: sign in again on each instance.
     let admin = login_when_ready(&a, "admin", crate::helpers::ADMIN_PASSWORD).await;
     let alice = login_when_ready(&b, "alice", &alice_password).await;
@@ -147,10 +144,7 @@ async fn after_a_redis_restart_a_raw_del_closes_the_socket_without_waiting_for_t
     else {
         return;
     };
-    redis.stop();
-    let Some(restarted) = OwnRedis::start_on(redis.port) else {
-        panic!("could not restart Redis on port {}", redis.port);
-    };
+    let restarted = redis.restart();
     let alice = login_when_ready(&b, "alice", &alice_password).await;
     let sid = alice.session_id(&b).await;
     let mut on_a = alice.socket(&a).await;

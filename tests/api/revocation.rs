@@ -202,10 +202,7 @@ async fn sockets_are_rechecked_as_soon_as_redis_comes_back() {
     let user = app.login_new_user("cleo", &["user"]).await;
     let mut socket = user.socket(&app).await;
 
-    redis.stop();
-    let Some(restarted) = OwnRedis::start_on(redis.port) else {
-        panic!("could not restart Redis on port {}", redis.port);
-    };
+    let restarted = redis.restart();
     let (code, events) = socket.closed().await;
     assert_eq!(code, Some(4001));
     assert_eq!(events.last().cloned(), revoked(EndReason::Deleted));

@@ -343,6 +343,14 @@ impl OwnRedis {
         let _ = self.child.wait();
     }
 
+    /// Stops the server and starts a new, empty one on the same port (a
+    /// Redis restart without persistence); the new server is returned.
+    pub fn restart(&mut self) -> OwnRedis {
+        self.stop();
+        OwnRedis::start_on(self.port)
+            .unwrap_or_else(|| panic!("could not restart Redis on port {}", self.port))
+    }
+
     /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
     pub fn pause(&self) {
         self.signal("-STOP");
