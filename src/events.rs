@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::EndReason,
+    metrics::Metrics,
     redis_link::{PrimaryConnection, RedisLink},
 };
 
@@ -103,6 +104,9 @@ struct Inner {
     instance: String,
     sink: OnceLock<EventSink>,
     redis: Option<RedisChannel>,
+    /// Where events over Redis are counted (`tether_bus_events_total`);
+    /// unset in the CLI.
+    metrics: OnceLock<Arc<Metrics>>,
 }
 
 /// Cheap to clone; one per process.
@@ -130,6 +134,7 @@ impl EventBus {
                 instance: Uuid::new_v4().simple().to_string(),
                 sink: OnceLock::new(),
                 redis,
+                metrics: OnceLock::new(),
             }),
         }
     }
@@ -160,6 +165,17 @@ impl EventBus {
     pub fn set_sink(&self, sink: EventSink) {
         if self.inner.sink.set(sink).is_err() {
             log::warn!("event=bus_sink_already_set");
+        }
+    }
+
+    /// Counts the events this bus sends and receives over Redis in `metrics`.
+    pub fn count_in(&self, metrics: Arc<Metrics>) {
+        let _ = self.inner.metrics.set(metrics);
+    }
+
+    fn count(&self, event: &Event, outgoing: bool) {
+        if let Some(metrics) = self.inner.metrics.get() {
+            metrics.bus_event(event.kind(), outgoing);
         }
     }
 
@@ -227,17 +243,19 @@ impl EventBus {
         })
         .map_err(|e| BusError(e.into()))?;
         let mut conn = link.conn.clone();
-        match conn.publish(link.channel(), &payload).await {
-            Ok(receivers) => Ok(receivers),
+        let receivers = match conn.publish(link.channel(), &payload).await {
+            Ok(receivers) => receivers,
             Err(first) => {
                 log::warn!(
                     "event=bus_publish_retry kind={} error={first}",
                     event.kind()
                 );
                 tokio::time::sleep(PUBLISH_RETRY_AFTER).await;
-                Ok(conn.publish(link.channel(), &payload).await?)
+                conn.publish(link.channel(), &payload).await?
             }
-        }
+        };
+        self.count(event, true);
+        Ok(receivers)
     }
 
     /// Starts the task that applies other instances' events here. It
@@ -321,6 +339,7 @@ impl EventBus {
                 }
             };
             if envelope.origin != self.inner.instance {
+                self.count(&envelope.event, false);
                 self.deliver_here(&envelope.event);
             }
             if let Some(nonce) = envelope.ack {

@@ -3,9 +3,10 @@
 //! start the server through [`startup::Application`].
 //!
 //! Floors, lowest first (a module imports only from its own floor or below):
-//! `time`, `domain` → `config`, `db`, `redis_link`, `events` → `sessions` → `auth` →
-//! `ws` → `state` → the routes (`auth`, `admin`, `demo_messages`, `health`,
-//! `ws::route`) and the middleware beside them (`csrf`, `security_headers`)
+//! `time`, `domain`, `metrics` → `config`, `db`, `redis_link`, `events` → `sessions` → `auth` →
+//! `ws`, `stats` → `state` → the routes (`auth`, `admin`, `demo_messages`, `health`,
+//! `ws::route`) and the middleware beside them (`csrf`, `security_headers`,
+//! `metrics_http`)
 //! → `startup` → `cli`.
 
 pub mod admin;
@@ -19,11 +20,14 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod metrics;
+pub mod metrics_http;
 pub mod redis_link;
 pub mod security_headers;
 pub mod sessions;
 pub mod startup;
 pub mod state;
+pub mod stats;
 pub mod time;
 pub mod users;
 pub mod web_app;

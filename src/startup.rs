@@ -32,6 +32,8 @@ use crate::{
     error::{self, ApiError},
     events::EventBus,
     health,
+    metrics::Metrics,
+    metrics_http,
     redis_link::RedisLink,
     security_headers,
     sessions::{
@@ -39,6 +41,7 @@ use crate::{
         AnyBackend, SessionStore, Sessions,
     },
     state::AppState,
+    stats::LiveStats,
     ws::{self, Hub},
 };
 
@@ -55,13 +58,24 @@ pub async fn open_user_store(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-/// Opens the session store and the event bus chosen by `REDIS_URL`.
+/// Opens the session store and the event bus chosen by `REDIS_URL` (for the
+/// CLI: what it does is counted nowhere).
 pub async fn open_sessions(config: &Config) -> anyhow::Result<Sessions> {
+    open_counted_sessions(config, Arc::default()).await
+}
+
+/// [`open_sessions`], counting in `metrics` what the store, the bus and
+/// the Redis connections do.
+pub async fn open_counted_sessions(
+    config: &Config,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Sessions> {
     let (backend, bus) = match &config.redis {
         Some(topology) => {
             let link = RedisLink::connect(topology)
                 .await
                 .context("cannot reach Redis (REDIS_URL)")?;
+            link.count_errors_in(metrics.clone());
             let acks = ReplicaAck {
                 replicas: config.redis_min_replicas_ack,
                 within: config.redis_replica_wait,
@@ -82,11 +96,13 @@ pub async fn open_sessions(config: &Config) -> anyhow::Result<Sessions> {
         }
         None => (AnyBackend::Memory(MemoryBackend::new()), EventBus::local()),
     };
+    bus.count_in(metrics.clone());
     Ok(Sessions::new(
         backend,
         config.session_idle,
         config.session_absolute,
         bus,
+        metrics,
     ))
 }
 
@@ -94,6 +110,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    /// The metrics listener (`TETHER_METRICS_BIND`): its port and handle.
+    metrics_server: Option<(u16, ServerHandle)>,
 }
 
 impl Application {
@@ -105,7 +123,8 @@ impl Application {
         if config.redis.is_none() {
             db.watch_other_processes()?;
         }
-        let sessions = open_sessions(&config).await?;
+        let metrics = Arc::new(Metrics::new().with_process_metrics());
+        let sessions = open_counted_sessions(&config, metrics.clone()).await?;
         if config.redis.is_none() {
             log::warn!(
                 "event=in_process_sessions note=\"REDIS_URL unset: sessions are neither shared between instances nor kept across restarts\""
@@ -144,6 +163,34 @@ impl Application {
             }
             None => LoginThrottle::memory(login_limits, config.login_lockout),
         };
+        let ws_handlers = Arc::new(ws::handlers::registry().counted(&metrics));
+        let open_sockets = {
+            let hub = hub.clone();
+            Arc::new(move || hub.socket_count())
+        };
+        let stats = LiveStats::new(
+            metrics.clone(),
+            ws_handlers.counters(),
+            open_sockets.clone(),
+            sessions
+                .redis_connection()
+                .map(|(conn, prefix)| (conn, prefix, sessions.bus.instance_id().to_owned())),
+        );
+        stats.spawn_sampler();
+        let metrics_server = match config.metrics_bind {
+            Some(addr) => {
+                let (server, port) = metrics_http::serve(addr, metrics.clone(), open_sockets)
+                    .with_context(|| format!("cannot bind {addr} (TETHER_METRICS_BIND)"))?;
+                log::info!(
+                    "event=metrics_listening addr=http://{}:{port}/metrics",
+                    addr.ip()
+                );
+                let handle = server.handle();
+                tokio::spawn(server);
+                Some((port, handle))
+            }
+            None => None,
+        };
         let state = web::Data::new(AppState {
             throttle,
             allowed_origins: config.effective_allowed_origins(port),
@@ -153,7 +200,9 @@ impl Application {
             sessions,
             access,
             hub,
-            ws_handlers: Arc::new(ws::handlers::registry()),
+            ws_handlers,
+            metrics,
+            stats,
         });
         let server = http_server(state.clone(), key, listener)?;
         log::info!(
@@ -164,11 +213,17 @@ impl Application {
             port,
             server,
             state,
+            metrics_server,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The metrics listener's port, when `TETHER_METRICS_BIND` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(port, _)| *port)
     }
 
     pub fn state(&self) -> web::Data<AppState> {
@@ -201,6 +256,8 @@ impl Application {
         let handle = self.server.handle();
         let hub = self.state.hub.clone();
         let server = self.server;
+        // The metrics listener stops with the server, however it stops.
+        let _metrics_server = self.metrics_server.map(|(_, handle)| StopOnDrop(handle));
         tokio::pin!(server);
         tokio::select! {
             result = &mut server => return result,
@@ -217,6 +274,16 @@ impl Application {
         result?;
         log::info!("event=shutdown_done");
         Ok(())
+    }
+}
+
+/// Stops a server when dropped.
+struct StopOnDrop(ServerHandle);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let stop = self.0.stop(false);
+        tokio::spawn(stop);
     }
 }
 
@@ -290,6 +357,7 @@ fn http_server(
             // Outside the session: a refused request loads and changes nothing.
             .wrap(from_fn(csrf::refuse_cross_site))
             .wrap(Logger::new("%a \"%r\" %s %b %Dms").exclude("/healthz"))
+            .wrap(from_fn(metrics_http::record))
             // Outermost, so that every response gets them, errors included.
             .wrap(from_fn(security_headers::add))
             .app_data(state.clone())

@@ -8,7 +8,9 @@ use crate::{
     auth::{throttle::LoginThrottle, AccessCache, Hasher},
     config::Config,
     db::Db,
+    metrics::Metrics,
     sessions::Sessions,
+    stats::LiveStats,
     ws::{dispatch::MessageHandlers, Hub},
 };
 
@@ -24,4 +26,7 @@ pub struct AppState {
     /// Origins allowed to open the socket, with the port actually bound.
     pub allowed_origins: Vec<String>,
     pub ws_handlers: Arc<MessageHandlers>,
+    /// This process's metrics (`metrics`), and the per-second series made of them.
+    pub metrics: Arc<Metrics>,
+    pub stats: LiveStats,
 }

@@ -3,6 +3,7 @@
 //! handler's signature (`Authorized<perm::…>`).
 
 pub mod sessions;
+pub mod stats;
 pub mod users;
 
 use std::future::{ready, Ready};
@@ -32,5 +33,6 @@ impl FromRequest for UserIdPath {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     sessions::configure(cfg);
+    stats::configure(cfg);
     users::configure(cfg);
 }

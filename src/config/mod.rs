@@ -40,6 +40,9 @@ fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
 pub struct Config {
     /// Where the HTTP server listens (`TETHER_BIND`). Port 0 picks a free port.
     pub bind: SocketAddr,
+    /// Where `GET /metrics` is served (`TETHER_METRICS_BIND`), on a listener
+    /// of its own; `None` = no metrics listener.
+    pub metrics_bind: Option<SocketAddr>,
     /// User store (`DATABASE_URL`): `postgres://…` or `sqlite://path`.
     /// Secret because it may hold a password.
     pub database_url: SecretString,
@@ -188,6 +191,7 @@ impl Config {
         let admin = bootstrap_admin(&get)?;
         Ok(Config {
             bind: network.bind,
+            metrics_bind: network.metrics_bind,
             allowed_origins: network.allowed_origins,
             public_url,
             trusted_proxies: network.trusted_proxies,

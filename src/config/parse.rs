@@ -15,6 +15,7 @@ use crate::{
 /// Where the server listens and whom it believes about the client.
 pub(super) struct Network {
     pub(super) bind: SocketAddr,
+    pub(super) metrics_bind: Option<SocketAddr>,
     pub(super) allowed_origins: Option<Vec<String>>,
     pub(super) trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -27,8 +28,17 @@ pub(super) fn network(get: &impl Fn(&str) -> Option<String>) -> Result<Network, 
             .map_err(|_| invalid("TETHER_BIND", format!("{v:?} is not HOST:PORT")))?,
         None => SocketAddr::from(([127, 0, 0, 1], 8080)),
     };
+    let metrics_bind = match get("TETHER_METRICS_BIND") {
+        Some(v) => Some(
+            v.trim()
+                .parse()
+                .map_err(|_| invalid("TETHER_METRICS_BIND", format!("{v:?} is not IP:PORT")))?,
+        ),
+        None => None,
+    };
     Ok(Network {
         bind,
+        metrics_bind,
         allowed_origins: get("TETHER_ALLOWED_ORIGINS")
             .map(|v| allowed_origins(&v))
             .transpose()?,

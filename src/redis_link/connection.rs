@@ -9,6 +9,7 @@ use redis::{
 };
 
 use super::RedisLink;
+use crate::metrics::RedisOp;
 
 /// An auto-reconnecting connection (redis-rs's `ConnectionManager`) to the
 /// primary, replaced by one to the new primary after a failover. Opened on
@@ -54,7 +55,10 @@ impl PrimaryConnection {
         }
         let opened = ConnectionManager::new_with_config(client, (*self.config).clone())
             .await
-            .inspect_err(|e| self.link.suspect(e))?;
+            .inspect_err(|e| {
+                self.link.suspect(e);
+                self.link.failed(RedisOp::Connect, e);
+            })?;
         *self.lock() = Some((generation, opened.clone()));
         Ok(opened)
     }
@@ -82,6 +86,7 @@ impl ConnectionLike for PrimaryConnection {
             let reply = connection.req_packed_command(cmd).await;
             if let Err(e) = &reply {
                 self.link.suspect(e);
+                self.link.failed(RedisOp::Command, e);
             }
             reply
         })
@@ -100,6 +105,7 @@ impl ConnectionLike for PrimaryConnection {
                 .await;
             if let Err(e) = &replies {
                 self.link.suspect(e);
+                self.link.failed(RedisOp::Command, e);
             }
             replies
         })

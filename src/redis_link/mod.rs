@@ -13,7 +13,10 @@
 mod connection;
 mod sentinel;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use redis::{aio::ConnectionManagerConfig, RedisError};
@@ -22,7 +25,10 @@ use tokio::sync::{watch, Notify};
 
 pub use connection::PrimaryConnection;
 
-use crate::config::RedisTopology;
+use crate::{
+    config::RedisTopology,
+    metrics::{Metrics, RedisOp},
+};
 
 /// The primary commands go to now. `generation` grows by one on every move.
 #[derive(Clone)]
@@ -45,6 +51,9 @@ struct Inner {
     recheck: Arc<Notify>,
     follows_failover: bool,
     db: i64,
+    /// Where failed operations are counted (`tether_redis_errors_total`);
+    /// unset in the CLI.
+    metrics: OnceLock<Arc<Metrics>>,
 }
 
 impl RedisLink {
@@ -89,7 +98,27 @@ impl RedisLink {
                 recheck: Arc::new(Notify::new()),
                 follows_failover,
                 db,
+                metrics: OnceLock::new(),
             }),
+        }
+    }
+
+    /// Counts this link's failed operations in `metrics` from now on.
+    pub fn count_errors_in(&self, metrics: Arc<Metrics>) {
+        let _ = self.inner.metrics.set(metrics);
+    }
+
+    /// An operation failed. `NOSCRIPT` is not a failure: redis-rs answers it
+    /// by loading the script and trying again.
+    fn failed(&self, op: RedisOp, error: &RedisError) {
+        if error.code() != Some("NOSCRIPT") {
+            self.count_error(op);
+        }
+    }
+
+    fn count_error(&self, op: RedisOp) {
+        if let Some(metrics) = self.inner.metrics.get() {
+            metrics.redis_error(op);
         }
     }
 
@@ -126,7 +155,9 @@ impl RedisLink {
         let (generation, client) = self.client();
         let pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
             .await
-            .context("no pub/sub connection in time")??;
+            .inspect_err(|_| self.count_error(RedisOp::Subscribe))
+            .context("no pub/sub connection in time")?
+            .inspect_err(|e| self.failed(RedisOp::Subscribe, e))?;
         Ok((pubsub, generation))
     }
 

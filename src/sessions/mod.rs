@@ -27,9 +27,12 @@ pub use current::{ClientMeta, CurrentSession, SessionJson};
 pub use listing::SessionSummary;
 pub use store::SessionStore;
 
+use std::sync::Arc;
+
 use crate::{
     domain::{Disappearance, EndReason},
     events::{Event, EventBus},
+    metrics::Metrics,
     time::now_ms,
 };
 use backend::{
@@ -81,15 +84,24 @@ pub struct Sessions {
     pub idle: Duration,
     pub absolute: Duration,
     pub bus: EventBus,
+    /// Sessions ended are counted here (`tether_sessions_ended_total`).
+    metrics: Arc<Metrics>,
 }
 
 impl Sessions {
-    pub fn new(backend: AnyBackend, idle: Duration, absolute: Duration, bus: EventBus) -> Self {
+    pub fn new(
+        backend: AnyBackend,
+        idle: Duration,
+        absolute: Duration,
+        bus: EventBus,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             backend,
             idle,
             absolute,
             bus,
+            metrics,
         }
     }
 
@@ -137,6 +149,9 @@ impl Sessions {
     /// (also when it was already gone: its sockets may not know yet).
     pub async fn revoke(&self, sid: &str, reason: EndReason) -> Result<bool, StoreError> {
         let existed = on_backend!(&self.backend, b => b.delete(sid, reason.as_str()))?;
+        if existed {
+            self.count_own_end(reason);
+        }
         self.announce_ended(sid, reason).await;
         Ok(existed)
     }
@@ -146,6 +161,7 @@ impl Sessions {
         let sids =
             on_backend!(&self.backend, b => b.delete_user_sessions(user_id, reason.as_str()))?;
         for sid in &sids {
+            self.count_own_end(reason);
             self.announce_ended(sid, reason).await;
         }
         Ok(sids.len())
@@ -166,6 +182,15 @@ impl Sessions {
             }
         }
         Ok(ended)
+    }
+
+    /// Counts a session this process ended. In Redis every end, whoever
+    /// caused it (this server, another, the CLI, `DEL`, expiry), is counted
+    /// from the keyspace notice instead, once over all instances.
+    fn count_own_end(&self, reason: EndReason) {
+        if matches!(self.backend, AnyBackend::Memory(_)) {
+            self.metrics.session_ended(reason);
+        }
     }
 
     async fn announce_ended(&self, sid: &str, reason: EndReason) {
@@ -264,14 +289,19 @@ impl Sessions {
         let sessions = self.clone();
         tokio::spawn(async move {
             while let Some(notice) = received.recv().await {
-                let event = match notice {
+                match notice {
                     KeyspaceNotice::SessionGone { sid, seen } => {
                         let reason = sessions.why_ended(&sid, seen).await;
-                        Event::SessionEnded { sid, reason }
+                        let event = Event::SessionEnded {
+                            sid: sid.clone(),
+                            reason,
+                        };
+                        sessions.bus.deliver_here(&event);
+                        // After the sockets were told: counting costs a round trip.
+                        sessions.count_notified_end(&sid, reason).await;
                     }
-                    KeyspaceNotice::Resubscribed => Event::Resync,
-                };
-                sessions.bus.deliver_here(&event);
+                    KeyspaceNotice::Resubscribed => sessions.bus.deliver_here(&Event::Resync),
+                }
             }
         });
         if tokio::time::timeout(LISTENER_START_WAIT, subscribed)
@@ -279,6 +309,20 @@ impl Sessions {
             .is_err()
         {
             log::warn!("event=keyspace_listener_not_ready note=\"still trying; the sweep covers meanwhile\"");
+        }
+    }
+}
+
+impl Sessions {
+    /// Counts a session Redis reported gone, if no other instance has.
+    async fn count_notified_end(&self, sid: &str, reason: EndReason) {
+        let AnyBackend::Redis(redis) = &self.backend else {
+            return;
+        };
+        match redis.claim_end_count(sid).await {
+            Ok(true) => self.metrics.session_ended(reason),
+            Ok(false) => {}
+            Err(e) => log::warn!("event=end_count_failed sid={sid} error={e}"),
         }
     }
 }

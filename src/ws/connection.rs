@@ -125,8 +125,18 @@ impl Connection {
             Exit::Close(reason) => reason,
         };
         log::debug!("event=ws_closed sid={sid} code={:?}", reason.code);
+        let revoked = reason.code == CloseCode::Other(CLOSE_SESSION_REVOKED);
         let limit = self.state.config.ws_send_timeout;
-        let _ = tokio::time::timeout(limit, self.ws.close(Some(reason))).await;
+        let sent = tokio::time::timeout(limit, self.ws.close(Some(reason))).await;
+        // Only for ends this instance was told of (not a socket's own deadline).
+        if let (true, Ok(Ok(())), Some((_, since))) =
+            (revoked, sent, self.registration.socket.signal.ended_at())
+        {
+            let metrics = &self.state.metrics;
+            metrics
+                .revocation_close
+                .observe(since.elapsed().as_secs_f64());
+        }
     }
 
     /// Every send has a deadline, so a client that stops reading can never
@@ -229,6 +239,7 @@ impl Connection {
                             }
                         }
                         Some(Ok(AggregatedMessage::Binary(_))) => {
+                            self.state.ws_handlers.count_refused(None, ErrorCode::BadRequest);
                             let reply = Reply::error(None, ErrorCode::BadRequest, "binary frames are not supported");
                             Box::pin(self.send_reply(&reply)).await?;
                         }
@@ -282,11 +293,13 @@ impl Connection {
 
     /// A message over the socket's rate: not handled, answered `rate_limited`.
     async fn refuse_over_rate(&mut self, text: &str) -> Result<(), Exit> {
-        let id = match ClientFrame::parse(text) {
-            Ok(frame) => Some(frame.id),
-            Err(bad) => bad.id,
+        let (id, kind) = match ClientFrame::parse(text) {
+            Ok(frame) => (Some(frame.id), Some(frame.kind)),
+            Err(bad) => (bad.id, None),
         };
-        let reply = Reply::error(id, ErrorCode::RateLimited, "Too many messages");
+        let code = ErrorCode::RateLimited;
+        self.state.ws_handlers.count_refused(kind.as_deref(), code);
+        let reply = Reply::error(id, code, "Too many messages");
         self.send_reply(&reply).await
     }
 
@@ -301,6 +314,9 @@ impl Connection {
         let frame = match ClientFrame::parse(text) {
             Ok(frame) => frame,
             Err(bad) => {
+                self.state
+                    .ws_handlers
+                    .count_refused(None, ErrorCode::BadRequest);
                 let reply = Reply::error(bad.id, ErrorCode::BadRequest, bad.message);
                 self.send_reply(&reply).await?;
                 return Ok(SessionOutcome::Unchanged);
@@ -309,6 +325,8 @@ impl Connection {
         match self.refresh_if_stale().await {
             Ok(()) => {}
             Err(Exit::StoreUnavailable) => {
+                let handlers = &self.state.ws_handlers;
+                handlers.count_refused(Some(&frame.kind), ErrorCode::Unavailable);
                 let reply = Reply::error(
                     Some(frame.id),
                     ErrorCode::Unavailable,

@@ -12,6 +12,7 @@ use super::protocol::{ClientFrame, ErrorCode, Reply};
 use crate::{
     auth::{CurrentSession, UserAccess},
     domain::Permission,
+    metrics::{MessageCounters, MessageOutcome, Metrics},
     state::AppState,
 };
 
@@ -79,6 +80,8 @@ type Call = for<'a> fn(&'a Ctx<'a>, Value) -> LocalBoxFuture<'a, Result<Value, H
 struct Entry {
     permission: Option<Permission>,
     call: Call,
+    /// This type's `tether_ws_messages_total` counters, resolved once.
+    counters: MessageCounters,
 }
 
 fn call<'a, H: MessageHandler>(
@@ -93,18 +96,68 @@ fn call<'a, H: MessageHandler>(
 }
 
 /// Message type → handler.
-#[derive(Default)]
 pub struct MessageHandlers {
     entries: HashMap<&'static str, Entry>,
+    /// Counters of messages whose type is not registered (or unreadable).
+    unknown: MessageCounters,
+}
+
+impl Default for MessageHandlers {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            unknown: MessageCounters::detached(),
+        }
+    }
+}
+
+/// The outcome a reply's error code stands for.
+fn outcome(code: ErrorCode) -> MessageOutcome {
+    match code {
+        ErrorCode::BadRequest => MessageOutcome::BadRequest,
+        ErrorCode::UnknownType => MessageOutcome::UnknownType,
+        ErrorCode::Forbidden => MessageOutcome::Forbidden,
+        ErrorCode::Unavailable => MessageOutcome::Unavailable,
+        ErrorCode::Internal => MessageOutcome::Internal,
+        ErrorCode::RateLimited => MessageOutcome::RateLimited,
+    }
 }
 
 impl MessageHandlers {
+    /// Counts every message in `metrics`: one counter handle per (type,
+    /// outcome) is resolved here, once, so counting a message is one atomic
+    /// add on the message path.
+    pub fn counted(mut self, metrics: &Metrics) -> Self {
+        for (kind, entry) in &mut self.entries {
+            entry.counters = metrics.message_counters(kind);
+        }
+        self.unknown = metrics.message_counters("unknown");
+        self
+    }
+
+    /// Every type's counters and `unknown`'s (for the per-second series).
+    pub fn counters(&self) -> Vec<MessageCounters> {
+        let types = self.entries.values().map(|e| e.counters.clone());
+        types.chain([self.unknown.clone()]).collect()
+    }
+
+    /// Counts a message answered outside [`MessageHandlers::dispatch`]
+    /// (unparsable, over the rate, permissions unknown); `kind` is its
+    /// `type` if one could be read.
+    pub fn count_refused(&self, kind: Option<&str>, code: ErrorCode) {
+        let counters = kind
+            .and_then(|k| self.entries.get(k))
+            .map_or(&self.unknown, |e| &e.counters);
+        counters.record(outcome(code));
+    }
+
     pub fn register<H: MessageHandler>(mut self) -> Self {
         let previous = self.entries.insert(
             H::TYPE,
             Entry {
                 permission: H::PERMISSION,
                 call: call::<H>,
+                counters: MessageCounters::detached(),
             },
         );
         assert!(
@@ -118,6 +171,7 @@ impl MessageHandlers {
     /// Handles one frame and produces its reply.
     pub async fn dispatch(&self, ctx: &Ctx<'_>, frame: ClientFrame) -> Reply {
         let Some(entry) = self.entries.get(frame.kind.as_str()) else {
+            self.unknown.record(MessageOutcome::UnknownType);
             return Reply::error(
                 Some(frame.id),
                 ErrorCode::UnknownType,
@@ -126,12 +180,19 @@ impl MessageHandlers {
         };
         if let Some(permission) = entry.permission {
             if !ctx.user.can(permission) {
+                entry.counters.record(MessageOutcome::Forbidden);
                 return Reply::error(Some(frame.id), ErrorCode::Forbidden, "Permission denied");
             }
         }
         match (entry.call)(ctx, frame.data).await {
-            Ok(data) => Reply::ok(frame.id, data),
-            Err(e) => Reply::error(Some(frame.id), e.code, e.message),
+            Ok(data) => {
+                entry.counters.record(MessageOutcome::Ok);
+                Reply::ok(frame.id, data)
+            }
+            Err(e) => {
+                entry.counters.record(outcome(e.code));
+                Reply::error(Some(frame.id), e.code, e.message)
+            }
         }
     }
 }

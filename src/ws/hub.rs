@@ -26,7 +26,9 @@ use crate::domain::EndReason;
 /// What the hub tells one socket's task.
 #[derive(Default)]
 pub struct Signal {
-    ended: Mutex<Option<EndReason>>,
+    /// Why the session ended, and when this instance learnt it
+    /// (`tether_revocation_close_seconds` runs from then to the close frame).
+    ended: Mutex<Option<(EndReason, std::time::Instant)>>,
     /// The server is shutting down: close with 1001.
     shutting_down: AtomicBool,
     user_changed: AtomicBool,
@@ -39,7 +41,7 @@ pub struct Signal {
 impl Signal {
     fn end(&self, reason: EndReason) {
         let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
-        ended.get_or_insert(reason);
+        ended.get_or_insert((reason, std::time::Instant::now()));
         drop(ended);
         self.wake.notify_one();
     }
@@ -50,6 +52,11 @@ impl Signal {
     }
 
     pub fn ended(&self) -> Option<EndReason> {
+        self.ended_at().map(|(reason, _)| reason)
+    }
+
+    /// Why and since when the session is known to have ended.
+    pub fn ended_at(&self) -> Option<(EndReason, std::time::Instant)> {
         *self.ended.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -40,6 +40,8 @@ pub enum Stack {
 
 pub struct TestApp {
     pub port: u16,
+    /// The metrics listener's port, when `TETHER_METRICS_BIND` was given.
+    pub metrics_port: Option<u16>,
     pub address: String,
     pub state: web::Data<AppState>,
     pub redis: Option<std::sync::Arc<TestRedis>>,
@@ -108,11 +110,13 @@ async fn start(
         .await
         .expect("application builds");
     let port = app.port();
+    let metrics_port = app.metrics_port();
     let state = app.state();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         port,
+        metrics_port,
         address: format!("http://127.0.0.1:{port}"),
         state,
         redis,

@@ -261,6 +261,23 @@ impl RedisBackend {
         format!("{}ended:{sid}", self.prefix)
     }
 
+    /// Claims the counting of a session's end for this instance: every
+    /// instance hears the same keyspace notice, and the first to set
+    /// `{prefix}ended_counted:{sid}` (kept 60 s) counts it, so a session
+    /// ended is counted once over all instances.
+    pub async fn claim_end_count(&self, sid: &str) -> Result<bool, StoreError> {
+        let mut set = redis::cmd("SET");
+        set.arg(format!("{}ended_counted:{sid}", self.prefix))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(60_000);
+        let mut connection = self.conn();
+        let reply: Option<String> =
+            with_deadline("claim end count", set.query_async(&mut connection)).await?;
+        Ok(reply.is_some())
+    }
+
     /// Runs `refresh.lua`: renews the TTL, and replaces the state if given.
     /// Returns the new expiry, or `None` when the session is gone.
     async fn refresh(

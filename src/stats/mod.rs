@@ -1,0 +1,244 @@
+//! The per-second series behind `GET /api/admin/stats` and the admin screen's
+//! Live tab: open sockets, messages by outcome, sign-ins by outcome and
+//! sessions ended by reason, for the last 15 minutes.
+//!
+//! Once a second each instance turns its counters (`metrics`) into one
+//! [`Point`] (what happened in that second, and the sockets open at its
+//! end) and keeps it in a ring of [`WINDOW`] points. With Redis it also
+//! publishes the point (`redis.rs`), and a reader sums every instance's
+//! points second by second, as the socket census is summed. Memory is
+//! bounded: the ring here, and [`WINDOW`] points per instance in Redis.
+
+mod redis;
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::{
+    domain::EndReason,
+    metrics::{LoginOutcome, MessageCounters, MessageOutcome, Metrics, Totals},
+    redis_link::PrimaryConnection,
+    time::{now_ms, rfc3339},
+};
+
+/// Seconds kept: 15 minutes.
+pub const WINDOW: usize = 900;
+
+/// One instance's second. `t` is the Unix second the sample was taken in;
+/// the counts are what happened since the previous sample. The field names
+/// are short: this is what each instance writes to Redis every second
+/// (README "Redis key layout").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Point {
+    pub t: i64,
+    /// Sockets open on the instance when the sample was taken.
+    pub s: u64,
+    /// Messages, in the order of `MessageOutcome::ALL`.
+    pub m: Vec<u64>,
+    /// Sign-ins, in the order of `LoginOutcome::ALL`.
+    pub l: Vec<u64>,
+    /// Sessions ended, in the order of `EndReason::ALL`.
+    pub e: Vec<u64>,
+}
+
+impl Point {
+    fn between(t: i64, sockets: u64, before: &Totals, now: &Totals) -> Self {
+        let delta = |a: &[u64], b: &[u64]| -> Vec<u64> {
+            a.iter().zip(b).map(|(a, b)| b.saturating_sub(*a)).collect()
+        };
+        Point {
+            t,
+            s: sockets,
+            m: delta(&before.messages, &now.messages),
+            l: delta(&before.logins, &now.logins),
+            e: delta(&before.sessions_ended, &now.sessions_ended),
+        }
+    }
+
+    /// Two samples that fell in one second (timer jitter) become one.
+    fn absorb(&mut self, later: Point) {
+        let add = |a: &mut Vec<u64>, b: Vec<u64>| {
+            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        };
+        self.s = later.s;
+        add(&mut self.m, later.m);
+        add(&mut self.l, later.l);
+        add(&mut self.e, later.e);
+    }
+}
+
+/// Where this instance's points are shared with the others.
+struct Shared {
+    conn: PrimaryConnection,
+    prefix: String,
+    instance: String,
+}
+
+/// What counts the open sockets (the hub; a closure keeps this module below `ws`).
+pub type SocketCount = Arc<dyn Fn() -> usize + Send + Sync>;
+
+/// The series of this instance, and the way to everyone's.
+#[derive(Clone)]
+pub struct LiveStats {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    metrics: Arc<Metrics>,
+    message_types: Vec<MessageCounters>,
+    sockets: SocketCount,
+    ring: Mutex<VecDeque<Point>>,
+    shared: Option<Shared>,
+}
+
+impl LiveStats {
+    /// `message_types`: the message counters of every registered type and
+    /// `unknown` (summed per outcome). `redis`: the connection, key prefix
+    /// and this instance's id, when instances share Redis.
+    pub fn new(
+        metrics: Arc<Metrics>,
+        message_types: Vec<MessageCounters>,
+        sockets: SocketCount,
+        redis: Option<(PrimaryConnection, String, String)>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                metrics,
+                message_types,
+                sockets,
+                ring: Mutex::new(VecDeque::with_capacity(WINDOW)),
+                shared: redis.map(|(conn, prefix, instance)| Shared {
+                    conn,
+                    prefix,
+                    instance,
+                }),
+            }),
+        }
+    }
+
+    /// Samples once a second, just after each second starts, for as long
+    /// as the runtime lives.
+    pub fn spawn_sampler(&self) {
+        let stats = self.clone();
+        tokio::spawn(async move {
+            let mut before = stats.totals();
+            loop {
+                let into_second = (now_ms().rem_euclid(1000)) as u64;
+                tokio::time::sleep(Duration::from_millis(1000 - into_second + SAMPLE_AFTER_MS))
+                    .await;
+                let now = stats.totals();
+                let t = now_ms().div_euclid(1000);
+                let sockets = (stats.inner.sockets)() as u64;
+                stats.inner.metrics.ws_connections.set(sockets as i64);
+                let point = Point::between(t, sockets, &before, &now);
+                before = now;
+                stats.keep(point.clone());
+                if let Some(shared) = &stats.inner.shared {
+                    if let Err(e) = redis::publish(shared, &point).await {
+                        log::warn!("event=stats_publish_failed error={e}");
+                    }
+                }
+            }
+        });
+    }
+
+    fn totals(&self) -> Totals {
+        self.inner.metrics.totals(&self.inner.message_types)
+    }
+
+    fn keep(&self, point: Point) {
+        let mut ring = self.inner.ring.lock().unwrap_or_else(|p| p.into_inner());
+        match ring.back_mut() {
+            Some(last) if last.t == point.t => last.absorb(point),
+            _ => {
+                if ring.len() == WINDOW {
+                    ring.pop_front();
+                }
+                ring.push_back(point);
+            }
+        }
+    }
+
+    /// The last [`WINDOW`] seconds, summed over every instance that reported
+    /// in them (with Redis), as the JSON of `GET /api/admin/stats`.
+    pub async fn snapshot(&self) -> anyhow::Result<Value> {
+        // The second just begun is not sampled yet anywhere.
+        let end = now_ms().div_euclid(1000) - 1;
+        let start = end - WINDOW as i64 + 1;
+        let (points, instances) = match &self.inner.shared {
+            Some(shared) => redis::read_all(shared, start).await?,
+            None => {
+                let ring = self.inner.ring.lock().unwrap_or_else(|p| p.into_inner());
+                (ring.iter().cloned().collect(), 1)
+            }
+        };
+        let mut sum = Summed::new();
+        for point in points {
+            if (start..=end).contains(&point.t) {
+                sum.add((point.t - start) as usize, &point);
+            }
+        }
+        Ok(sum.to_json(end, instances))
+    }
+}
+
+/// How long after a second starts it is sampled.
+const SAMPLE_AFTER_MS: u64 = 20;
+
+/// Series being summed, one slot per second of the window.
+struct Summed {
+    sockets: Vec<u64>,
+    messages: Vec<Vec<u64>>,
+    logins: Vec<Vec<u64>>,
+    ended: Vec<Vec<u64>>,
+}
+
+impl Summed {
+    fn new() -> Self {
+        let series = |n: usize| vec![vec![0; WINDOW]; n];
+        Self {
+            sockets: vec![0; WINDOW],
+            messages: series(MessageOutcome::ALL.len()),
+            logins: series(LoginOutcome::ALL.len()),
+            ended: series(EndReason::ALL.len()),
+        }
+    }
+
+    fn add(&mut self, slot: usize, point: &Point) {
+        let add = |series: &mut Vec<Vec<u64>>, values: &[u64]| {
+            for (s, v) in series.iter_mut().zip(values) {
+                s[slot] += v;
+            }
+        };
+        self.sockets[slot] += point.s;
+        add(&mut self.messages, &point.m);
+        add(&mut self.logins, &point.l);
+        add(&mut self.ended, &point.e);
+    }
+
+    fn to_json(&self, end: i64, instances: usize) -> Value {
+        let named = |names: &mut dyn Iterator<Item = &'static str>, series: &[Vec<u64>]| {
+            let map: Map<String, Value> = names
+                .zip(series)
+                .map(|(name, s)| (name.to_owned(), json!(s)))
+                .collect();
+            Value::Object(map)
+        };
+        json!({
+            "interval_secs": 1,
+            "seconds": WINDOW,
+            "end": rfc3339(end * 1000),
+            "instances": instances,
+            "sockets": self.sockets,
+            "messages": named(&mut MessageOutcome::ALL.iter().map(|o| o.as_str()), &self.messages),
+            "logins": named(&mut LoginOutcome::ALL.iter().map(|o| o.as_str()), &self.logins),
+            "sessions_ended": named(&mut EndReason::ALL.iter().map(|r| r.as_str()), &self.ended),
+        })
+    }
+}
