@@ -29,6 +29,7 @@ use crate::{
     csrf,
     db::Db,
     demo_messages,
+    domain::EndReason,
     error::{self, ApiError},
     events::EventBus,
     health,
@@ -94,7 +95,11 @@ pub async fn open_counted_sessions(
             );
             (AnyBackend::Redis(backend), bus)
         }
-        None => (AnyBackend::Memory(MemoryBackend::new()), EventBus::local()),
+        None => {
+            let expired = metrics.sessions_ended_counter(EndReason::Expired);
+            let backend = MemoryBackend::new().counting_expiries(expired);
+            (AnyBackend::Memory(backend), EventBus::local())
+        }
     };
     bus.count_in(metrics.clone());
     Ok(Sessions::new(

@@ -214,6 +214,11 @@ impl Metrics {
         self.sessions_ended[reason as usize].inc();
     }
 
+    /// The counter of one reason, for a store that counts by itself.
+    pub fn sessions_ended_counter(&self, reason: EndReason) -> IntCounter {
+        self.sessions_ended[reason as usize].clone()
+    }
+
     pub fn redis_error(&self, op: RedisOp) {
         self.redis_errors.with_label_values(&[op.as_str()]).inc();
     }

@@ -187,7 +187,7 @@ impl Sessions {
     /// Counts a session this process ended. In Redis every end, whoever
     /// caused it (this server, another, the CLI, `DEL`, expiry), is counted
     /// from the keyspace notice instead, once over all instances.
-    fn count_own_end(&self, reason: EndReason) {
+    pub(crate) fn count_own_end(&self, reason: EndReason) {
         if matches!(self.backend, AnyBackend::Memory(_)) {
             self.metrics.session_ended(reason);
         }

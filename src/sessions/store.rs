@@ -123,6 +123,7 @@ impl actix_session::storage::SessionStore for SessionStore {
         let existed = on_backend!(self.sessions.backend(), b => b.delete(&sid, reason.as_str()))
             .map_err(store_error)?;
         if existed {
+            self.sessions.count_own_end(reason);
             let event = crate::events::Event::SessionEnded { sid, reason };
             self.sessions.bus.publish(event).await;
         }

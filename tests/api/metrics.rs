@@ -216,10 +216,39 @@ async fn counters_move_for_real_actions(app: TestApp) {
         until_reaches(&app, "tether_ws_connections", &[], 0.0).await,
         0.0
     );
-    // Counted once, not again by the keyspace notice or another path.
+    // A logout too; each counted once, not again by the keyspace notice or
+    // another path.
+    assert_eq!(admin.post(&app.url("/api/auth/logout")).await.status(), 204);
+    let logout = [("reason", "logout")];
+    assert_eq!(
+        until_reaches(&app, "tether_sessions_ended_total", &logout, 1.0).await,
+        1.0
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let last = scrape(&app).await;
-    assert_eq!(value(&last, "tether_sessions_ended_total", &[]), 1.0);
+    assert_eq!(value(&last, "tether_sessions_ended_total", &[]), 2.0);
+}
+
+/// The in-process store counts an expiry when it finds one (here: the
+/// socket's own idle deadline, 1 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_is_counted_in_process() {
+    let test = "metrics::an_expiry_is_counted_in_process";
+    let idle = ("TETHER_SESSION_IDLE_SECS", "1");
+    let notice = ("TETHER_SESSION_EXPIRING_NOTICE_SECS", "1");
+    let Some(app) = spawn_app_with(test, Stack::SqliteInProcess, &[METRICS_ON, idle, notice]).await
+    else {
+        return;
+    };
+    let bob = app.login_new_user("bob", &["user"]).await;
+    let mut socket = bob.socket(&app).await;
+    let (code, _) = socket.closed().await;
+    assert_eq!(code, Some(4001));
+    let expired = [("reason", "expired")];
+    assert_eq!(
+        until_reaches(&app, "tether_sessions_ended_total", &expired, 1.0).await,
+        1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -256,6 +256,26 @@ export async function scenario(driver, { step, shot, open, pages }) {
     await shot(bob, '11-session-ended-phone');
   });
 
+  await step('the Live charts draw the last 15 minutes and move by themselves after activity', async () => {
+    const chart = (id) => `#admin-live figure[data-chart="${id}"]`;
+    const total = async (id, series) => Number(await admin.text(`${chart(id)} tr[data-series="${series}"] .total`));
+    for (const id of ['sockets', 'messages', 'logins', 'sessions_ended']) await admin.waitFor(chart(id));
+    check(await admin.count(`${chart('messages')} svg polyline`) >= 6, 'the messages chart has no lines');
+    const okLine = `${chart('messages')} polyline[data-series="ok"]`;
+    const pointsOf = (sel) => document.querySelector(sel)?.getAttribute('points') ?? '';
+    const linePoints = await admin.eval(pointsOf, okLine);
+    check(linePoints.split(' ').length === 900, 'the ok line does not have 900 points');
+    // alice's page is open: at least one socket now.
+    await waitUntil('the sockets chart to count an open socket', async () => await total('sockets', 'open') >= 1);
+    const [messages, signIns] = [await total('messages', 'ok'), await total('logins', 'success')];
+    await alice.click('button[data-message="messages.protected"]');
+    await adminApi(); // a sign-in, from node
+    await waitUntil('the charts to show the new message and sign-in', async () => (
+      await total('messages', 'ok') > messages && await total('logins', 'success') > signIns), 12_000);
+    check(await admin.eval(pointsOf, okLine) !== linePoints, 'the ok line did not move');
+    await shot(admin, '11b-admin-live');
+  });
+
   await step('the admin screens on a phone-sized window', async () => {
     await admin.resize(PHONE);
     await admin.select('#admin-session-user', 'Everyone');

@@ -44,6 +44,14 @@ impl MemoryBackend {
         Self::default()
     }
 
+    /// Counts each session this store finds expired in `expired` (on the
+    /// access that finds it, or the sweep: nothing else notices an expiry
+    /// in process memory).
+    pub fn counting_expiries(self, expired: prometheus::IntCounter) -> Self {
+        self.lock().expired = Some(expired);
+        self
+    }
+
     /// How many entries are held, including expired ones not yet swept.
     pub fn stored_count(&self) -> usize {
         self.lock().by_sid.len()
@@ -71,6 +79,8 @@ struct Sessions {
     by_user: HashMap<Uuid, HashSet<String>>,
     tombstones: Tombstones,
     creates_since_purge: u64,
+    /// `tether_sessions_ended_total{reason="expired"}`, when counted.
+    expired: Option<prometheus::IntCounter>,
 }
 
 impl Sessions {
@@ -107,7 +117,7 @@ impl Sessions {
     /// removed on the way.
     fn live(&mut self, sid: &str, now_ms: i64) -> Option<&mut StoredSession> {
         if self.by_sid.get(sid).is_some_and(|s| !is_alive(s, now_ms)) {
-            self.remove(sid);
+            self.remove_expired(sid);
         }
         self.by_sid.get_mut(sid)
     }
@@ -118,7 +128,7 @@ impl Sessions {
         let session = self.live(sid, now_ms)?;
         let expires_at_ms = expiry(session.absolute_deadline_ms, idle_ttl_ms, now_ms);
         if expires_at_ms <= now_ms {
-            self.remove(sid);
+            self.remove_expired(sid);
             return None;
         }
         let session = self.by_sid.get_mut(sid)?;
@@ -135,9 +145,17 @@ impl Sessions {
             .map(|(sid, _)| sid.clone())
             .collect();
         for sid in expired {
-            self.remove(&sid);
+            self.remove_expired(&sid);
         }
         self.creates_since_purge = 0;
+    }
+
+    fn remove_expired(&mut self, sid: &str) {
+        if self.remove(sid).is_some() {
+            if let Some(expired) = &self.expired {
+                expired.inc();
+            }
+        }
     }
 }
 

@@ -6,6 +6,7 @@ import { tether, describe } from '../client.js';
 import { h, replace, nextId, ago, timeEl, browserName } from '../dom.js';
 import { state, on, can, canAdmin, ROLE_HINTS } from '../state.js';
 import { dataTable, autoRefresh, updatedAt, actionRunner } from './parts.js';
+import { livePanel } from './admin-live.js';
 
 const PER_PAGE = 50;
 
@@ -25,7 +26,8 @@ export function adminView() {
     const directory = new Map();
     const sessions = can('admin:sessions') ? sessionsPanel(directory) : null;
     const users = can('admin:users') ? usersPanel(directory, () => sessions?.usersChanged()) : null;
-    panels = [users, sessions].filter(Boolean);
+    const live = can('admin:sessions') ? livePanel() : null;
+    panels = [users, sessions, live].filter(Boolean);
     replace(el, title, h('div', { class: 'admin-panels' }, panels.map((p) => p.el)));
   };
   build();
