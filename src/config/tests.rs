@@ -17,6 +17,7 @@ fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
 fn defaults_work_on_a_bare_machine() {
     let c = config(&[]).unwrap();
     assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.metrics_bind, None, "no metrics listener unless asked for");
     assert_eq!(c.database_url(), DEFAULT_DATABASE_URL);
     assert!(c.redis.is_none());
     assert_eq!(c.redis_min_replicas_ack, 0);
@@ -111,6 +112,7 @@ fn the_public_url_is_an_origin_and_is_allowed() {
 fn invalid_values_name_the_variable() {
     for (var, value) in [
         ("TETHER_BIND", "nope"),
+        ("TETHER_METRICS_BIND", "localhost:9100"),
         ("DATABASE_URL", "mysql://x"),
         ("REDIS_URL", "http://x"),
         ("TETHER_SESSION_KEY", "dG9vIHNob3J0"),

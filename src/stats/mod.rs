@@ -242,3 +242,66 @@ impl Summed {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats() -> LiveStats {
+        LiveStats::new(Arc::new(Metrics::new()), Vec::new(), Arc::new(|| 0), None)
+    }
+
+    fn point(t: i64, sockets: u64, ok: u64) -> Point {
+        let mut m = vec![0; MessageOutcome::ALL.len()];
+        m[MessageOutcome::Ok as usize] = ok;
+        Point {
+            t,
+            s: sockets,
+            m,
+            l: vec![0; LoginOutcome::ALL.len()],
+            e: vec![0; EndReason::ALL.len()],
+        }
+    }
+
+    #[tokio::test]
+    async fn two_samples_in_one_second_are_one_point_and_the_ring_is_bounded() {
+        // Retried if a second boundary passes meanwhile (the window moves).
+        let (stats, json) = loop {
+            let stats = stats();
+            let now = now_ms().div_euclid(1000);
+            for t in (now - 2000)..(now - 2) {
+                stats.keep(point(t, 1, 1));
+            }
+            stats.keep(point(now - 2, 3, 2));
+            stats.keep(point(now - 2, 4, 5));
+            let json = stats.snapshot().await.unwrap();
+            if now_ms().div_euclid(1000) == now {
+                break (stats, json);
+            }
+        };
+        assert_eq!(stats.inner.ring.lock().unwrap().len(), WINDOW);
+        let ok = json["messages"]["ok"].as_array().unwrap();
+        let sockets = json["sockets"].as_array().unwrap();
+        assert_eq!(ok.len(), WINDOW);
+        // The last complete second is `now - 1`: nothing sampled there yet.
+        assert_eq!(ok[WINDOW - 1], 0);
+        assert_eq!(ok[WINDOW - 2], 7, "the two samples of one second add up");
+        assert_eq!(sockets[WINDOW - 2], 4, "sockets: the later sample");
+        assert_eq!(ok[0], 1);
+    }
+
+    #[test]
+    fn a_point_is_what_happened_since_the_last_sample() {
+        let before = Totals {
+            messages: [5, 1, 0, 0, 0, 0, 0],
+            ..Totals::default()
+        };
+        let now = Totals {
+            messages: [9, 1, 2, 0, 0, 0, 0],
+            ..Totals::default()
+        };
+        let p = Point::between(10, 3, &before, &now);
+        assert_eq!(p.m, vec![4, 0, 2, 0, 0, 0, 0]);
+        assert_eq!((p.t, p.s), (10, 3));
+    }
+}
