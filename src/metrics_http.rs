@@ -16,6 +16,7 @@ use actix_web::{
 use crate::{
     metrics::{LoginOutcome, Metrics, UpgradeOutcome},
     state::AppState,
+    stats::SocketCount,
 };
 
 /// The `route` label of requests no route pattern matched: the browser
@@ -77,7 +78,7 @@ fn method_label(method: &Method) -> &'static str {
 pub fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
-    open_sockets: Arc<dyn Fn() -> usize + Send + Sync>,
+    open_sockets: SocketCount,
 ) -> std::io::Result<(Server, u16)> {
     let listener = std::net::TcpListener::bind(addr)?;
     let port = listener.local_addr()?.port();

@@ -42,7 +42,7 @@ use crate::{
         AnyBackend, SessionStore, Sessions,
     },
     state::AppState,
-    stats::LiveStats,
+    stats::{LiveStats, SocketCount},
     ws::{self, Hub},
 };
 
@@ -169,7 +169,7 @@ impl Application {
             None => LoginThrottle::memory(login_limits, config.login_lockout),
         };
         let ws_handlers = Arc::new(ws::handlers::registry().counted(&metrics));
-        let open_sockets = {
+        let open_sockets: SocketCount = {
             let hub = hub.clone();
             Arc::new(move || hub.socket_count())
         };

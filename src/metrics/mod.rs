@@ -9,8 +9,6 @@
 
 mod outcomes;
 
-use std::sync::Arc;
-
 use prometheus::{
     Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -283,6 +281,3 @@ impl Registrar<'_> {
         self.add(HistogramVec::new(opts, labels).expect("valid metric"))
     }
 }
-
-/// Shared by everything that records.
-pub type SharedMetrics = Arc<Metrics>;

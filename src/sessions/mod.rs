@@ -297,8 +297,12 @@ impl Sessions {
                             reason,
                         };
                         sessions.bus.deliver_here(&event);
-                        // After the sockets were told: counting costs a round trip.
-                        sessions.count_notified_end(&sid, reason).await;
+                        // Beside, not before the next notice: counting costs a
+                        // round trip, and revocation must not wait for it.
+                        let counting = sessions.clone();
+                        tokio::spawn(
+                            async move { counting.count_notified_end(&sid, reason).await },
+                        );
                     }
                     KeyspaceNotice::Resubscribed => sessions.bus.deliver_here(&Event::Resync),
                 }
