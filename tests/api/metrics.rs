@@ -268,6 +268,14 @@ async fn counters_move_for_real_actions_on_redis() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_move_for_real_actions_on_postgres_and_redis() {
+    let test = "metrics::counters_move_for_real_actions_on_postgres_and_redis";
+    if let Some(app) = spawn(test, Stack::PostgresRedis).await {
+        counters_move_for_real_actions(app).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_redis_is_counted() {
     let test = "metrics::a_failing_redis_is_counted";
     let Some((mut redis, app)) = crate::test_redis::OwnRedis::with_app(test, &[METRICS_ON]).await
