@@ -3,13 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::domain::EndReason;
 
 /// The `id` a client puts on a frame and gets back as `re`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum MessageId {
+    #[schema(value_type = f64)]
     Number(serde_json::Number),
     Text(String),
 }
@@ -104,30 +106,49 @@ impl ClientFrame {
 }
 
 /// Stable error codes of failed replies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ReplyErrorCode)]
 pub enum ErrorCode {
+    /// Not a well-formed frame, a binary frame, or `data` that does not fit the type.
     BadRequest,
+    /// No handler has this `type`.
     UnknownType,
+    /// The user lacks the type's permission now.
     Forbidden,
+    /// The user store did not answer while permissions were re-read.
     Unavailable,
+    /// Reserved: no built-in handler returns it.
     Internal,
     /// Over the socket's message rate: the message was not handled.
     RateLimited,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 6] = [
+        ErrorCode::BadRequest,
+        ErrorCode::UnknownType,
+        ErrorCode::Forbidden,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+        ErrorCode::RateLimited,
+    ];
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ReplyError)]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,
 }
 
 /// `{"re":…,"ok":true,"data":…}` or `{"re":…,"ok":false,"error":{…}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Reply {
     pub re: Option<MessageId>,
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub data: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
@@ -159,7 +180,7 @@ impl Reply {
 pub use crate::{auth::UserJson, sessions::SessionJson};
 
 /// Which deadline `session.expiring` warns of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExpiringKind {
     /// The session lapses unless there is activity (`session.refresh`).
@@ -169,21 +190,32 @@ pub enum ExpiringKind {
 }
 
 /// Events the server pushes: `{"event":"…","data":{…}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "event", content = "data")]
 pub enum ServerEvent {
+    /// The first frame on every socket: who is signed in, and the session.
     #[serde(rename = "hello")]
     Hello {
         user: UserJson,
         session: SessionJson,
     },
+    /// The session ended; a 4001 close follows. `logout`: the user signed out
+    /// this or another device (or signed in again from this browser);
+    /// `admin`: an admin or `tether sessions revoke`; `expired`: the idle or
+    /// absolute deadline; `password_changed`; `disabled`; `deleted`: gone
+    /// from the store with no reason recorded.
     #[serde(rename = "session.revoked")]
     SessionRevoked { reason: EndReason },
-    /// Sent once before a deadline.
+    /// Sent once before a deadline (`TETHER_SESSION_EXPIRING_NOTICE_SECS`
+    /// ahead, or at once if less is left). For `idle`, a `session.refresh`
+    /// (or any message) extends the session.
     #[serde(rename = "session.expiring")]
     SessionExpiring { in_secs: u64, kind: ExpiringKind },
+    /// The user's permission set changed; it applies from the next message on.
     #[serde(rename = "permissions.changed")]
     PermissionsChanged { permissions: Vec<String> },
+    /// A `chat.send` on any instance, to every socket whose user holds
+    /// `chat:read` at delivery time, the sender's included.
     #[serde(rename = "chat.message")]
     ChatMessage {
         room: String,
@@ -197,6 +229,79 @@ impl ServerEvent {
     pub fn to_text(&self) -> String {
         // Serialising these plain structs cannot fail.
         serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Why the server closes a socket: the close code and reason text it sends
+/// (`connection.rs` closes only with one of these), and when. The AsyncAPI
+/// document lists [`CloseCause::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCause {
+    SessionRevoked,
+    MessageTooBig,
+    HeartbeatTimeout,
+    TooSlow,
+    SessionStoreUnavailable,
+    UserStoreUnavailable,
+    ProtocolError,
+    RateLimit,
+    ShuttingDown,
+}
+
+impl CloseCause {
+    pub const ALL: [CloseCause; 9] = [
+        CloseCause::SessionRevoked,
+        CloseCause::MessageTooBig,
+        CloseCause::HeartbeatTimeout,
+        CloseCause::TooSlow,
+        CloseCause::SessionStoreUnavailable,
+        CloseCause::UserStoreUnavailable,
+        CloseCause::ProtocolError,
+        CloseCause::RateLimit,
+        CloseCause::ShuttingDown,
+    ];
+
+    pub const fn code(self) -> u16 {
+        match self {
+            CloseCause::SessionRevoked => super::CLOSE_SESSION_REVOKED,
+            CloseCause::MessageTooBig => 1009,
+            CloseCause::HeartbeatTimeout | CloseCause::ShuttingDown => 1001,
+            CloseCause::TooSlow
+            | CloseCause::SessionStoreUnavailable
+            | CloseCause::UserStoreUnavailable => 1013,
+            CloseCause::ProtocolError => 1002,
+            CloseCause::RateLimit => 1008,
+        }
+    }
+
+    /// The close frame's reason text.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            CloseCause::SessionRevoked => "session revoked",
+            CloseCause::MessageTooBig => "message too big",
+            CloseCause::HeartbeatTimeout => "heartbeat timeout",
+            CloseCause::TooSlow => "too slow to keep up",
+            CloseCause::SessionStoreUnavailable => "session store unavailable",
+            CloseCause::UserStoreUnavailable => "user store unavailable",
+            CloseCause::ProtocolError => "protocol error",
+            CloseCause::RateLimit => "rate limit",
+            CloseCause::ShuttingDown => "server shutting down",
+        }
+    }
+
+    /// When it happens, for integrators.
+    pub const fn when(self) -> &'static str {
+        match self {
+            CloseCause::SessionRevoked => "The session ended; `session.revoked` with the reason came just before. Do not reconnect without signing in.",
+            CloseCause::MessageTooBig => "A message over `TETHER_WS_MAX_MESSAGE_BYTES` (fragments included).",
+            CloseCause::HeartbeatTimeout => "Nothing (pongs included) heard from the client for longer than `TETHER_WS_CLIENT_TIMEOUT_SECS` (45 s).",
+            CloseCause::TooSlow => "256 undelivered `chat.message` frames were queued for this socket.",
+            CloseCause::SessionStoreUnavailable => "The idle deadline could not be checked against the session store.",
+            CloseCause::UserStoreUnavailable => "The user's current permissions could not be re-read.",
+            CloseCause::ProtocolError => "A WebSocket protocol violation.",
+            CloseCause::RateLimit => "The socket stayed over its message rate (`TETHER_WS_MESSAGES_PER_SEC`) for 10 s in a row.",
+            CloseCause::ShuttingDown => "SIGTERM or SIGINT: the server is stopping; sessions are untouched, so reconnect (to the next server).",
+        }
     }
 }
 
