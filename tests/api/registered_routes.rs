@@ -26,17 +26,55 @@ pub fn registered_routes() -> BTreeSet<Route> {
         let text = std::fs::read_to_string(&file).expect("a source file is readable");
         let parsed = syn::parse_file(&text)
             .unwrap_or_else(|e| panic!("{} does not parse: {e}", file.display()));
-        let mut scanner = Scanner::default();
-        scanner.visit_file(&parsed);
-        routes.extend(scanner.routes);
-        // A resource with no method route answers every method.
-        for path in scanner.resources {
-            if !scanner.resource_routes.contains(&path) {
-                routes.insert(("*".to_owned(), path));
-            }
+        routes.extend(routes_in(&parsed));
+    }
+    routes
+}
+
+fn routes_in(file: &syn::File) -> BTreeSet<Route> {
+    let mut scanner = Scanner::default();
+    scanner.visit_file(file);
+    let mut routes = scanner.routes;
+    // A resource with no method route answers every method.
+    for path in scanner.resources {
+        if !scanner.resource_routes.contains(&path) {
+            routes.insert(("*".to_owned(), path));
         }
     }
     routes
+}
+
+/// The scanner sees each way a route can be registered, so a new route is
+/// found however it is written.
+#[test]
+fn every_form_of_registration_is_found() {
+    let source = r#"
+        fn configure(cfg: &mut web::ServiceConfig) {
+            cfg.route("/a", web::get().to(a)).route("/b", web::post().to(b));
+            cfg.service(web::resource("/c").route(web::put().to(c)).route(web::delete().to(d)));
+            cfg.service(web::scope("/s").route("/e", web::patch().to(e)));
+            cfg.service(web::resource("/any").to(any));
+        }
+        #[get("/f")]
+        async fn f() {}
+        #[actix_web::post("/g", wrap = "X")]
+        async fn g() {}
+    "#;
+    let found = routes_in(&syn::parse_file(source).unwrap());
+    let expected: BTreeSet<Route> = [
+        ("GET", "/a"),
+        ("POST", "/b"),
+        ("PUT", "/c"),
+        ("DELETE", "/c"),
+        ("PATCH", "/s/e"),
+        ("*", "/any"),
+        ("GET", "/f"),
+        ("POST", "/g"),
+    ]
+    .into_iter()
+    .map(|(m, p)| (m.to_owned(), p.to_owned()))
+    .collect();
+    assert_eq!(found, expected);
 }
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
