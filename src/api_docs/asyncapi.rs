@@ -253,7 +253,7 @@ fn failed_reply_schema() -> Value {
 fn error_reply_message() -> Value {
     let codes: Vec<Value> = ErrorCode::ALL
         .iter()
-        .map(|code| serde_json::to_value(code).unwrap_or(Value::Null))
+        .map(|code| json!({ "code": code, "when": code.when() }))
         .collect();
     json!({
         "name": "error",

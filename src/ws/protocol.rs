@@ -133,6 +133,18 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::RateLimited,
     ];
+
+    /// When a reply carries it, for the AsyncAPI document.
+    pub const fn when(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "The frame is not JSON, not an object, has no number or string `id`, no string `type`, or a non-object `data`; a binary frame; or `data` that does not fit the type (`invalid data for TYPE: …`). `re` is `null` when no `id` could be read.",
+            ErrorCode::UnknownType => "No handler has this `type`.",
+            ErrorCode::Forbidden => "The user lacks the type's permission now (`Permission denied`).",
+            ErrorCode::Unavailable => "The user store did not answer while current permissions were being re-read: the message is refused, not served on stale permissions.",
+            ErrorCode::Internal => "Reserved. No built-in handler returns it.",
+            ErrorCode::RateLimited => "Over the socket's message rate (`TETHER_WS_MESSAGES_PER_SEC`, burst `TETHER_WS_MESSAGE_BURST`): the message was not handled (`Too many messages`).",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

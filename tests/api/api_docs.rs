@@ -366,6 +366,19 @@ async fn the_asyncapi_document_is_valid_asyncapi_3_and_matches_the_socket() {
     for code in [4001, 1001, 1002, 1008, 1009, 1013] {
         assert!(codes.contains(&code), "close code {code} is documented");
     }
+    // And every reply error code.
+    let documented: Vec<Value> = doc["components"]["messages"]["error"]["x-tether-error-codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].clone())
+        .collect();
+    for code in ErrorCode::ALL {
+        assert!(
+            documented.contains(&serde_json::to_value(code).unwrap()),
+            "{code:?}"
+        );
+    }
 }
 
 /// The first frame a fresh socket gets, as JSON (read through the protocol types).
