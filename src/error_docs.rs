@@ -74,6 +74,8 @@ error_responses! {
         "rate_limited", "Too many sign-in attempts. Try again in 60 s.", true);
     Unavailable => ("`unavailable`: Redis or the user store did not answer in time, the password-hashing queue is full, or the server is shutting down. The server fails closed. `Retry-After: 5`.",
         "unavailable", "Service temporarily unavailable", true);
+    Internal => ("`internal`: anything else. The cause is logged, never sent.",
+        "internal", "Internal server error", false);
 }
 
 /// Every reusable response, for `#[openapi(components(responses(…)))]`.
@@ -87,6 +89,7 @@ pub fn all() -> Vec<(String, RefOr<Response>)> {
         Conflict::response(),
         RateLimited::response(),
         Unavailable::response(),
+        Internal::response(),
     ]
     .into_iter()
     .map(|(name, response)| (name.to_owned(), response))

@@ -308,7 +308,7 @@ fn event_message(event: &ServerEventDoc) -> Value {
     json!({
         "name": name,
         "title": format!("`{name}` event"),
-        "summary": event.description,
+        "description": event.description,
         "payload": {
             "type": "object",
             "required": ["event", "data"],

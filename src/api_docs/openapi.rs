@@ -82,7 +82,28 @@ pub fn document(config: &Config) -> Value {
     components.responses.extend(error_docs::all());
     let mut doc = serde_json::to_value(doc).unwrap_or_else(|_| json!({}));
     mark_permissions(&mut doc);
+    add_internal_error(&mut doc);
     doc
+}
+
+/// Any route can answer 500 `internal`; said once here rather than on
+/// every annotation.
+fn add_internal_error(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for item in paths.values_mut().filter_map(Value::as_object_mut) {
+        for operation in item.values_mut().filter_map(Value::as_object_mut) {
+            if let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            {
+                responses
+                    .entry("500")
+                    .or_insert_with(|| json!({ "$ref": "#/components/responses/Internal" }));
+            }
+        }
+    }
 }
 
 /// The permission each operation needs, from its `session_cookie` scope:
