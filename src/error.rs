@@ -42,7 +42,11 @@ pub enum ApiError {
 
 impl ApiError {
     /// The stable machine-readable code clients switch on.
-    pub fn code(&self) -> ErrorCode {
+    pub fn code(&self) -> &'static str {
+        self.error_code().as_str()
+    }
+
+    pub fn error_code(&self) -> ErrorCode {
         match self {
             ApiError::BadRequest(_) => ErrorCode::BadRequest,
             ApiError::InvalidCredentials => ErrorCode::InvalidCredentials,
@@ -74,6 +78,24 @@ pub enum ErrorCode {
     Conflict,
     Unavailable,
     Internal,
+}
+
+impl ErrorCode {
+    /// As sent (the serde name).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
 }
 
 /// `{"error":{"code":"…","message":"…"}}`: the body of every error.
@@ -129,7 +151,7 @@ impl ResponseError for ApiError {
         }
         res.json(ErrorBody {
             error: ErrorDetail {
-                code: self.code(),
+                code: self.error_code(),
                 message: self.to_string(),
             },
         })
@@ -199,4 +221,31 @@ pub fn method_not_allowed<B>(
     Ok(actix_web::middleware::ErrorHandlerResponse::Response(
         actix_web::dev::ServiceResponse::new(req, res).map_into_right_body(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_code_is_sent_as_its_name() {
+        let errors = [
+            ApiError::BadRequest("x".into()),
+            ApiError::InvalidCredentials,
+            ApiError::Unauthenticated,
+            ApiError::Forbidden,
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::TooManyConnections,
+            ApiError::Conflict("x".into()),
+            ApiError::Unavailable(anyhow::anyhow!("x")),
+            ApiError::Internal(anyhow::anyhow!("x")),
+        ];
+        for e in errors {
+            assert_eq!(
+                serde_json::to_value(e.error_code()).unwrap(),
+                serde_json::json!(e.code())
+            );
+        }
+    }
 }
