@@ -15,8 +15,9 @@ use super::openapi::SESSION_COOKIE;
 use crate::{
     config::Config,
     ws::{
+        close::CloseCause,
         dispatch::{HandlerDoc, MessageHandlers, TypeSchema},
-        protocol::{CloseCause, ErrorBody, ErrorCode, MessageId, ServerEvent},
+        protocol::{ErrorBody, ErrorCode, MessageId, ServerEvent},
     },
 };
 

@@ -10,10 +10,11 @@ use futures_util::StreamExt as _;
 use tokio::time::Instant;
 
 use super::{
+    close::CloseCause,
     deadlines::{Deadlines, Due},
     dispatch::{Ctx, SessionOutcome},
     hub::{Registration, Socket},
-    protocol::{ClientFrame, CloseCause, ErrorCode, ExpiringKind, Reply, ServerEvent},
+    protocol::{ClientFrame, ErrorCode, ExpiringKind, Reply, ServerEvent},
     rate::{MessageRate, Verdict},
 };
 use crate::{
