@@ -5,6 +5,7 @@
 
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::{db::DbError, sessions::backend::StoreError};
 
@@ -42,30 +43,72 @@ pub enum ApiError {
 impl ApiError {
     /// The stable machine-readable code clients switch on.
     pub fn code(&self) -> &'static str {
+        self.error_code().as_str()
+    }
+
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::InvalidCredentials => "invalid_credentials",
-            ApiError::Unauthenticated => "unauthenticated",
-            ApiError::Forbidden | ApiError::OriginNotAllowed => "forbidden",
-            ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::RateLimited(_) | ApiError::TooManyConnections => "rate_limited",
-            ApiError::Conflict(_) => "conflict",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal",
+            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::InvalidCredentials => ErrorCode::InvalidCredentials,
+            ApiError::Unauthenticated => ErrorCode::Unauthenticated,
+            ApiError::Forbidden | ApiError::OriginNotAllowed => ErrorCode::Forbidden,
+            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            ApiError::RateLimited(_) | ApiError::TooManyConnections => ErrorCode::RateLimited,
+            ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// The `code` of an error body: what clients switch on (README "Errors").
+/// A type rather than strings so the OpenAPI document lists every code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = ApiErrorCode)]
+pub enum ErrorCode {
+    BadRequest,
+    InvalidCredentials,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    RateLimited,
+    Conflict,
+    Unavailable,
+    Internal,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: String,
+impl ErrorCode {
+    /// As sent (the serde name).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// `{"error":{"code":"…","message":"…"}}`: the body of every error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    /// A sentence to show; never the cause of a 5xx.
+    pub message: String,
 }
 
 /// Whole seconds to wait, never 0.
@@ -108,7 +151,7 @@ impl ResponseError for ApiError {
         }
         res.json(ErrorBody {
             error: ErrorDetail {
-                code: self.code(),
+                code: self.error_code(),
                 message: self.to_string(),
             },
         })
@@ -178,4 +221,31 @@ pub fn method_not_allowed<B>(
     Ok(actix_web::middleware::ErrorHandlerResponse::Response(
         actix_web::dev::ServiceResponse::new(req, res).map_into_right_body(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_code_is_sent_as_its_name() {
+        let errors = [
+            ApiError::BadRequest("x".into()),
+            ApiError::InvalidCredentials,
+            ApiError::Unauthenticated,
+            ApiError::Forbidden,
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::TooManyConnections,
+            ApiError::Conflict("x".into()),
+            ApiError::Unavailable(anyhow::anyhow!("x")),
+            ApiError::Internal(anyhow::anyhow!("x")),
+        ];
+        for e in errors {
+            assert_eq!(
+                serde_json::to_value(e.error_code()).unwrap(),
+                serde_json::json!(e.code())
+            );
+        }
+    }
 }

@@ -10,6 +10,7 @@
 //! → `startup` → `cli`.
 
 pub mod admin;
+pub mod api_docs;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod db;
 pub mod demo_messages;
 pub mod domain;
 pub mod error;
+pub mod error_docs;
 pub mod events;
 pub mod health;
 pub mod metrics;

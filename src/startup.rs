@@ -19,7 +19,7 @@ use actix_web::{
 use anyhow::Context as _;
 
 use crate::{
-    admin,
+    admin, api_docs,
     auth::{
         self,
         throttle::{Limits, LoginThrottle},
@@ -375,7 +375,8 @@ fn http_server(
             .configure(auth::own_sessions::configure)
             .configure(admin::configure)
             .configure(demo_messages::configure)
-            .configure(ws::route::configure);
+            .configure(ws::route::configure)
+            .configure(api_docs::configure);
         // The browser app, registered last so the API wins: the copy embedded
         // at build time, or the folder TETHER_WEB_DIR names (live edits).
         match &config.web_dir {

@@ -5,15 +5,17 @@
 use std::collections::HashMap;
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::UserIdPath;
 use crate::{
-    auth::{extractors::perm, Authorized},
+    auth::{extractors::perm, own_sessions::Ended, Authorized},
     domain::EndReason,
-    error::ApiError,
+    error::{ApiError, ErrorBody},
+    error_docs,
+    sessions::SessionSummary,
     state::AppState,
 };
 
@@ -31,11 +33,37 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this user's sessions.
+    #[param(value_type = Option<uuid::Uuid>)]
     user_id: Option<String>,
+    /// From 1 (default 1).
+    #[param(minimum = 1)]
     page: Option<usize>,
+    /// 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     per_page: Option<usize>,
+}
+
+/// A session as an admin sees it: `SESSION_INFO` plus the user's name.
+#[derive(Serialize, ToSchema)]
+pub struct AdminSession {
+    #[serde(flatten)]
+    pub info: SessionSummary,
+    /// `null` when the user no longer exists.
+    pub username: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionPage {
+    /// Newest first.
+    pub sessions: Vec<AdminSession>,
+    pub page: usize,
+    pub per_page: usize,
+    /// Sessions matching the filter, over all pages.
+    pub total: usize,
 }
 
 /// `page` from 1; `per_page` 1–200 (default 50).
@@ -53,6 +81,19 @@ fn paging(q: &ListQuery) -> Result<(usize, usize), ApiError> {
     Ok((page, per_page))
 }
 
+/// List sessions (everyone's, or one user's), newest first, a page at a time.
+#[utoipa::path(
+    get, path = "/api/admin/sessions", tag = "admin", operation_id = "list_sessions",
+    security(("session_cookie" = ["admin:sessions"])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of sessions.", body = SessionPage),
+        (status = 400, description = "`bad_request`: a bad query (`page` 0, `per_page` out of range, `user_id` not a UUID).", body = ErrorBody),
+        (status = 401, response = error_docs::Unauthenticated),
+        (status = 403, response = error_docs::Forbidden),
+        (status = 503, response = error_docs::Unavailable),
+    ),
+)]
 async fn list(
     _: Admin,
     state: web::Data<AppState>,
@@ -78,20 +119,37 @@ async fn list(
         .into_iter()
         .map(|u| (u.id, u.username))
         .collect();
-    let sessions: Vec<_> = sessions
+    let sessions = sessions
         .into_iter()
-        .map(|s| {
-            let username = s.user_id.and_then(|id| names.get(&id).cloned());
-            let mut v = serde_json::to_value(s).unwrap_or_default();
-            v["username"] = json!(username);
-            v
+        .map(|info| AdminSession {
+            username: info.user_id.and_then(|id| names.get(&id).cloned()),
+            info,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "sessions": sessions, "page": page, "per_page": per_page, "total": total,
-    })))
+    Ok(HttpResponse::Ok().json(SessionPage {
+        sessions,
+        page,
+        per_page,
+        total,
+    }))
 }
 
+/// End one session (reason `admin`).
+///
+/// Its sockets get `session.revoked` `admin` and close with 4001, on every
+/// instance.
+#[utoipa::path(
+    delete, path = "/api/admin/sessions/{id}", tag = "admin", operation_id = "end_session",
+    security(("session_cookie" = ["admin:sessions"])),
+    params(("id" = String, Path, description = "A public session id.")),
+    responses(
+        (status = 204, description = "Ended."),
+        (status = 401, response = error_docs::Unauthenticated),
+        (status = 403, response = error_docs::Forbidden),
+        (status = 404, description = "`not_found`: no such session.", body = ErrorBody),
+        (status = 503, response = error_docs::Unavailable),
+    ),
+)]
 async fn end_one(
     _: Admin,
     state: web::Data<AppState>,
@@ -104,6 +162,19 @@ async fn end_one(
     }
 }
 
+/// End every session of a user (reason `admin`).
+#[utoipa::path(
+    delete, path = "/api/admin/users/{id}/sessions", tag = "admin", operation_id = "end_user_sessions",
+    security(("session_cookie" = ["admin:sessions"])),
+    params(("id" = Uuid, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "How many sessions ended.", body = Ended),
+        (status = 401, response = error_docs::Unauthenticated),
+        (status = 403, response = error_docs::Forbidden),
+        (status = 404, description = "`not_found`: no such user (or an id that is not a UUID).", body = ErrorBody),
+        (status = 503, response = error_docs::Unavailable),
+    ),
+)]
 async fn end_users(
     _: Admin,
     state: web::Data<AppState>,
@@ -118,5 +189,5 @@ async fn end_users(
         .sessions
         .revoke_user(user_id, EndReason::Admin)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "ended": ended })))
+    Ok(HttpResponse::Ok().json(Ended { ended }))
 }

@@ -8,6 +8,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::UserIdPath;
@@ -15,7 +16,8 @@ use crate::{
     auth::{extractors::perm, password_routes, Authorized},
     db::UserRecord,
     domain::{ParseError, Password, PermissionSet, RoleName, Username},
-    error::ApiError,
+    error::{ApiError, ErrorBody},
+    error_docs,
     state::AppState,
     time::rfc3339,
     users,
@@ -35,15 +37,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// A user as the admin API shows it: the public `USER` plus account state.
-#[derive(Serialize)]
-struct AdminUserView {
+#[derive(Serialize, ToSchema)]
+#[schema(as = AdminUser)]
+pub struct AdminUserView {
     id: Uuid,
     username: String,
     roles: Vec<String>,
+    /// Sorted by name.
+    #[schema(value_type = Vec<String>)]
     permissions: PermissionSet,
     disabled: bool,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
+}
+
+/// `{"user":ADMIN_USER}`.
+#[derive(Serialize, ToSchema)]
+pub struct AdminUserEnvelope {
+    pub user: AdminUserView,
+}
+
+/// `{"users":[ADMIN_USER,…]}`.
+#[derive(Serialize, ToSchema)]
+pub struct AdminUsers {
+    /// Ordered by username, ignoring case.
+    pub users: Vec<AdminUserView>,
 }
 
 impl From<UserRecord> for AdminUserView {
@@ -60,8 +80,8 @@ impl From<UserRecord> for AdminUserView {
     }
 }
 
-fn user_json(user: UserRecord) -> serde_json::Value {
-    serde_json::json!({ "user": AdminUserView::from(user) })
+fn user_json(user: UserRecord) -> AdminUserEnvelope {
+    AdminUserEnvelope { user: user.into() }
 }
 
 fn bad_request(e: ParseError) -> ApiError {
@@ -74,6 +94,17 @@ fn parse_roles(raw: &[String]) -> Result<Vec<RoleName>, ApiError> {
         .collect()
 }
 
+/// List users, ordered by username (ignoring case).
+#[utoipa::path(
+    get, path = "/api/admin/users", tag = "admin", operation_id = "list_users",
+    security(("session_cookie" = ["admin:users"])),
+    responses(
+        (status = 200, description = "Every user.", body = AdminUsers),
+        (status = 401, response = error_docs::Unauthenticated),
+        (status = 403, response = error_docs::Forbidden),
+        (status = 503, response = error_docs::Unavailable),
+    ),
+)]
 async fn list(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let users: Vec<AdminUserView> = state
         .db
@@ -82,16 +113,31 @@ async fn list(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse,
         .into_iter()
         .map(AdminUserView::from)
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "users": users })))
+    Ok(HttpResponse::Ok().json(AdminUsers { users }))
 }
 
-#[derive(Deserialize)]
-struct CreateBody {
+#[derive(Deserialize, ToSchema)]
+pub struct CreateBody {
     username: String,
     password: String,
     roles: Vec<String>,
 }
 
+/// Create a user.
+#[utoipa::path(
+    post, path = "/api/admin/users", tag = "admin", operation_id = "create_user",
+    security(("session_cookie" = ["admin:users"])),
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "Created.", body = AdminUserEnvelope),
+        (status = 400, description = "`bad_request`: an invalid username, a password under 8 characters, an unknown or invalid role, or a bad body.", body = ErrorBody),
+        (status = 401, response = error_docs::Unauthenticated),
+        (status = 403, response = error_docs::Forbidden),
+        (status = 409, description = "`conflict`: `Username already taken` (in any case).", body = ErrorBody,
+            example = json!({"error":{"code":"conflict","message":"Username already taken"}})),
+        (status = 503, response = error_docs::Unavailable),
+    ),
+)]
 async fn create(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -109,11 +155,31 @@ async fn create(
     Ok(HttpResponse::Created().json(user_json(user)))
 }
 
-#[derive(Deserialize)]
-struct RolesBody {
+#[derive(Deserialize, ToSchema)]
+pub struct RolesBody {
     roles: Vec<String>,
 }
 
+/// Replace a user's roles.
+///
+/// Returns once every instance uses them. Open sockets of the user get
+/// `permissions.changed`, and their next message is checked against the new
+/// set.
+#[utoipa::path(
+    put, path = "/api/admin/users/{id}/roles", tag = "admin", operation_id = "set_user_roles",
+    security(("session_cookie" = ["admin:users"])),
+    params(("id" = Uuid, Path, description = "The user's id.")),
+    request_body = RolesBody,
+    responses(
+        (status = 200, description = "The user with the new roles.", body = AdminUserEnvelope),
+        (status = 400, description = "`bad_request`: an unknown role, or a bad body.", body = ErrorBody),
+        (status = 401, response = error_docs::Unauthenticated),
+        (status = 403, response = error_docs::Forbidden),
+        (status = 404, description = "`not_found`: no such user.", body = ErrorBody),
+        (status = 409, response = error_docs::Conflict),
+        (status = 503, response = error_docs::Unavailable),
+    ),
+)]
 async fn set_roles(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -126,12 +192,32 @@ async fn set_roles(
 }
 
 /// Only `disabled` can be patched; anything else is refused rather than ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchBody {
+pub struct PatchBody {
     disabled: bool,
 }
 
+/// Disable or enable a user.
+///
+/// Disabling ends every session of the user on every instance (sockets get
+/// `session.revoked` `disabled`, then 4001) and sign-in fails with 401.
+/// Enabling only clears the flag.
+#[utoipa::path(
+    patch, path = "/api/admin/users/{id}", tag = "admin", operation_id = "set_user_disabled",
+    security(("session_cookie" = ["admin:users"])),
+    params(("id" = Uuid, Path, description = "The user's id.")),
+    request_body = PatchBody,
+    responses(
+        (status = 200, description = "The user.", body = AdminUserEnvelope),
+        (status = 400, description = "`bad_request`: a bad body (any field but `disabled`), or disabling your own account.", body = ErrorBody),
+        (status = 401, response = error_docs::Unauthenticated),
+        (status = 403, response = error_docs::Forbidden),
+        (status = 404, description = "`not_found`: no such user.", body = ErrorBody),
+        (status = 409, response = error_docs::Conflict),
+        (status = 503, response = error_docs::Unavailable),
+    ),
+)]
 async fn set_disabled(
     admin: Admin,
     state: web::Data<AppState>,
@@ -148,17 +234,34 @@ async fn set_disabled(
     Ok(HttpResponse::Ok().json(user_json(user)))
 }
 
-#[derive(Deserialize)]
-struct PasswordBody {
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordBody {
     password: String,
     /// Required, and checked, when the account is the caller's own.
     current_password: Option<String>,
 }
 
-/// 204; every session of the user ends (`password_changed`). On the caller's
+/// Set a user's password.
+///
+/// Every session of the user ends (`password_changed`). On the caller's
 /// own account this is a self-service change: a stolen admin session must not
 /// be able to lock the real admin out, so the current password is required
 /// and checked within the sign-in throttle, and this session stays.
+#[utoipa::path(
+    put, path = "/api/admin/users/{id}/password", tag = "admin", operation_id = "set_user_password",
+    security(("session_cookie" = ["admin:users"])),
+    params(("id" = Uuid, Path, description = "The user's id.")),
+    request_body = PasswordBody,
+    responses(
+        (status = 204, description = "Set; every session of the user ended (the caller's own stays when it is their account)."),
+        (status = 400, description = "`bad_request`: under 8 characters; on your own account, `current_password is required to change your own password` or `current password is incorrect`.", body = ErrorBody),
+        (status = 401, response = error_docs::Unauthenticated),
+        (status = 403, response = error_docs::Forbidden),
+        (status = 404, description = "`not_found`: no such user.", body = ErrorBody),
+        (status = 429, response = error_docs::RateLimited),
+        (status = 503, response = error_docs::Unavailable),
+    ),
+)]
 async fn set_password(
     req: HttpRequest,
     admin: Admin,

@@ -68,12 +68,24 @@ impl From<UserRecord> for UserAccess {
 
 /// The `user` object: `{"id","username","roles","permissions"}`, the
 /// permissions sorted by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = User)]
 pub struct UserJson {
     pub id: Uuid,
+    /// As it was typed when the user was created; matched regardless of case.
     pub username: String,
     pub roles: Vec<String>,
+    /// The union of the permissions of the user's current roles, sorted.
+    #[schema(example = json!(["chat:read", "chat:write"]))]
     pub permissions: Vec<String>,
+}
+
+/// `{"user":USER,"session":SESSION}`: `GET /api/auth/me`, and on the socket
+/// the `whoami` reply and the `hello` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Me {
+    pub user: UserJson,
+    pub session: crate::sessions::SessionJson,
 }
 
 /// How often cached access is compared with the user store; with the time

@@ -12,6 +12,6 @@ pub mod routes;
 pub mod throttle;
 
 pub use crate::sessions::CurrentSession;
-pub use access::{AccessCache, UserAccess, UserJson};
+pub use access::{AccessCache, Me, UserAccess, UserJson};
 pub use extractors::{Authorized, CurrentUser};
 pub use password::{HashError, Hasher};

@@ -4,9 +4,17 @@
 
 use actix_identity::Identity;
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::{auth::CurrentUser, domain::EndReason, error::ApiError, state::AppState};
+use crate::{
+    auth::CurrentUser,
+    domain::EndReason,
+    error::{ApiError, ErrorBody},
+    error_docs,
+    sessions::SessionSummary,
+    state::AppState,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -17,23 +25,68 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/api/auth/sessions/{id}", web::delete().to(end_one));
 }
 
+/// One of the caller's sessions: `SESSION_INFO` plus `current`.
+#[derive(Serialize, ToSchema)]
+pub struct OwnSession {
+    #[serde(flatten)]
+    pub info: SessionSummary,
+    /// This is the session the request came with.
+    pub current: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OwnSessions {
+    /// Newest first.
+    pub sessions: Vec<OwnSession>,
+}
+
+/// How many sessions a bulk sign-out ended.
+#[derive(Serialize, ToSchema)]
+pub struct Ended {
+    pub ended: usize,
+}
+
+/// My sessions, newest first, the current one marked.
+#[utoipa::path(
+    get, path = "/api/auth/sessions", tag = "sessions", operation_id = "list_own_sessions",
+    security(("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The caller's live sessions.", body = OwnSessions),
+        (status = 401, response = error_docs::Unauthenticated),
+        (status = 503, response = error_docs::Unavailable),
+    ),
+)]
 async fn list_mine(
     user: CurrentUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let sessions = state.sessions.list_user(user.access.id).await?;
-    let sessions: Vec<_> = sessions
+    let sessions = sessions
         .into_iter()
-        .map(|s| {
-            let current = s.id == user.session.sid;
-            let mut v = serde_json::to_value(s).unwrap_or_default();
-            v["current"] = json!(current);
-            v
+        .map(|info| OwnSession {
+            current: info.id == user.session.sid,
+            info,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "sessions": sessions })))
+    Ok(HttpResponse::Ok().json(OwnSessions { sessions }))
 }
 
+/// Sign out one of my devices.
+///
+/// Its sockets get `session.revoked` `logout` and close with 4001. If `{id}`
+/// is the current session this is a logout and the cookie is cleared.
+#[utoipa::path(
+    delete, path = "/api/auth/sessions/{id}", tag = "sessions", operation_id = "end_own_session",
+    security(("session_cookie" = [])),
+    params(("id" = String, Path, description = "A public session id (`session.id`).")),
+    responses(
+        (status = 204, description = "Signed out."),
+        (status = 401, response = error_docs::Unauthenticated),
+        (status = 403, response = error_docs::CrossSite),
+        (status = 404, description = "`not_found`: not one of the caller's sessions.", body = ErrorBody),
+        (status = 503, response = error_docs::Unavailable),
+    ),
+)]
 async fn end_one(
     user: CurrentUser,
     identity: Identity,
@@ -55,6 +108,17 @@ async fn end_one(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Sign out everywhere else (reason `logout`); this session stays.
+#[utoipa::path(
+    delete, path = "/api/auth/sessions", tag = "sessions", operation_id = "end_other_sessions",
+    security(("session_cookie" = [])),
+    responses(
+        (status = 200, description = "How many sessions ended.", body = Ended),
+        (status = 401, response = error_docs::Unauthenticated),
+        (status = 403, response = error_docs::CrossSite),
+        (status = 503, response = error_docs::Unavailable),
+    ),
+)]
 async fn end_all_others(
     user: CurrentUser,
     state: web::Data<AppState>,
@@ -63,5 +127,5 @@ async fn end_all_others(
         .sessions
         .revoke_user_except(user.access.id, Some(&user.session.sid), EndReason::Logout)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "ended": ended })))
+    Ok(HttpResponse::Ok().json(Ended { ended }))
 }

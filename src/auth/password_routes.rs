@@ -3,11 +3,13 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::{throttle::Checked, CurrentUser};
 use crate::{
     domain::{Password, Username},
-    error::ApiError,
+    error::{ApiError, ErrorBody},
+    error_docs,
     sessions::client::client_ip,
     state::AppState,
     users,
@@ -17,14 +19,31 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/auth/password").route(web::put().to(change_password)));
 }
 
-#[derive(Deserialize)]
-struct ChangePasswordBody {
+#[derive(Deserialize, ToSchema)]
+pub struct ChangePasswordBody {
     current_password: String,
     new_password: String,
 }
 
-/// 204; every other session of the user ends (`password_changed`), this one
-/// stays signed in.
+/// Change my password.
+///
+/// Every *other* session of the user ends (their sockets get
+/// `session.revoked` `password_changed`, then close with 4001); this session
+/// stays signed in. A wrong current password counts in the sign-in throttle.
+#[utoipa::path(
+    put, path = "/api/auth/password", tag = "auth", operation_id = "change_own_password",
+    security(("session_cookie" = [])),
+    request_body = ChangePasswordBody,
+    responses(
+        (status = 204, description = "Changed."),
+        (status = 400, description = "`bad_request`: `current password is incorrect`, a new password under 8 characters, or a bad body.",
+            body = ErrorBody, example = json!({"error":{"code":"bad_request","message":"current password is incorrect"}})),
+        (status = 401, response = error_docs::Unauthenticated),
+        (status = 403, response = error_docs::CrossSite),
+        (status = 429, response = error_docs::RateLimited),
+        (status = 503, response = error_docs::Unavailable),
+    ),
+)]
 async fn change_password(
     req: HttpRequest,
     user: CurrentUser,

@@ -2,13 +2,15 @@
 
 use actix_identity::Identity;
 use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{throttle::Checked, CurrentSession, CurrentUser};
+use super::{throttle::Checked, CurrentSession, CurrentUser, Me, UserJson};
 use crate::{
     domain::{Password, Username},
-    error::ApiError,
+    error::{ApiError, ErrorBody},
+    error_docs,
     sessions::{
         client::{client_ip, user_agent},
         ClientMeta, SessionJson,
@@ -25,12 +27,39 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/auth/me", web::get().to(me));
 }
 
-#[derive(Deserialize)]
-struct LoginBody {
+#[derive(Deserialize, ToSchema)]
+pub struct LoginBody {
+    /// Matched regardless of case.
     username: String,
     password: String,
 }
 
+/// `{"user":USER}`: who signed in.
+#[derive(Serialize, ToSchema)]
+pub struct UserEnvelope {
+    pub user: UserJson,
+}
+
+/// Sign in.
+///
+/// Issues a new session (the previous session of this browser, if any, is
+/// deleted) and records the client IP and user agent with it. Unknown user,
+/// wrong password and disabled user answer alike, in the same time.
+#[utoipa::path(
+    post, path = "/api/auth/login", tag = "auth",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in; `Set-Cookie` carries the new session cookie.",
+            body = UserEnvelope,
+            headers(("Set-Cookie" = String, description = "The session cookie (README \"Session cookie\")."))),
+        (status = 400, response = error_docs::BadRequest),
+        (status = 401, description = "`invalid_credentials`: wrong password (also one over 1024 bytes), unknown or disabled user.",
+            body = ErrorBody, example = json!({"error":{"code":"invalid_credentials","message":"Invalid username or password"}})),
+        (status = 403, response = error_docs::CrossSite),
+        (status = 429, response = error_docs::RateLimited),
+        (status = 503, response = error_docs::Unavailable),
+    ),
+)]
 async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -56,7 +85,9 @@ async fn login(
     Identity::login(&req.extensions(), user_id.to_string())
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("login failed: {e}")))?;
     log::info!("event=login user_id={user_id}");
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "user": access.to_json() })))
+    Ok(HttpResponse::Ok().json(UserEnvelope {
+        user: access.to_json(),
+    }))
 }
 
 /// Checks a username and password, within the sign-in throttle. Unknown
@@ -109,6 +140,18 @@ async fn check_password(
     Ok(user_id.filter(|_| valid && !disabled))
 }
 
+/// Sign out.
+///
+/// Deletes the session on the server and clears the cookie; its sockets are
+/// closed before the answer. Idempotent: 204 without a session too.
+#[utoipa::path(
+    post, path = "/api/auth/logout", tag = "auth",
+    responses(
+        (status = 204, description = "Signed out (or was not signed in)."),
+        (status = 403, response = error_docs::CrossSite),
+        (status = 503, response = error_docs::Unavailable),
+    ),
+)]
 async fn logout(req: HttpRequest, identity: Option<Identity>) -> HttpResponse {
     if let Some(identity) = identity {
         if let Some(session) = CurrentSession::from_request(&req) {
@@ -121,9 +164,19 @@ async fn logout(req: HttpRequest, identity: Option<Identity>) -> HttpResponse {
     HttpResponse::NoContent().finish()
 }
 
+/// Who am I: the user (current roles and permissions) and this session.
+#[utoipa::path(
+    get, path = "/api/auth/me", tag = "auth",
+    security(("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The signed-in user and session.", body = Me),
+        (status = 401, response = error_docs::Unauthenticated),
+        (status = 503, response = error_docs::Unavailable),
+    ),
+)]
 async fn me(user: CurrentUser) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({
-        "user": user.access.to_json(),
-        "session": SessionJson::from(&user.session),
-    }))
+    HttpResponse::Ok().json(Me {
+        user: user.access.to_json(),
+        session: SessionJson::from(&user.session),
+    })
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Why a session ended; sent to its sockets in `session.revoked` and kept
 /// in the store's tombstone for a while after a delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     Logout,

@@ -128,12 +128,19 @@ impl ClientMeta {
 }
 
 /// The `session` object of the API and of the socket's `hello`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Session)]
 pub struct SessionJson {
+    /// The public session id (32 hex digits), never the cookie's key.
+    #[schema(example = "0123456789abcdef0123456789abcdef")]
     pub id: String,
+    /// RFC 3339 UTC, to the second.
+    #[schema(format = DateTime, example = "2026-01-01T12:00:00Z")]
     pub created_at: String,
-    /// The idle deadline the store holds (activity is recorded at most
-    /// every few seconds, so it may lag a little).
+    /// min(now + idle timeout, absolute deadline). The idle deadline the
+    /// store holds (activity is recorded at most every few seconds, so it
+    /// may lag a little).
+    #[schema(format = DateTime, example = "2026-01-01T12:30:00Z")]
     pub expires_at: String,
 }
 

@@ -11,16 +11,25 @@ use super::{
 use crate::time::{now_ms, rfc3339};
 
 /// A session as listed to its user, an admin or an operator.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = SessionInfo)]
 pub struct SessionSummary {
+    /// The public session id.
     pub id: String,
     pub user_id: Option<Uuid>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub last_seen_at: String,
     /// When it ends if nothing touches it: min(idle deadline, absolute deadline).
+    #[schema(format = DateTime)]
     pub expires_at: String,
+    #[schema(format = DateTime)]
     pub absolute_expires_at: String,
+    /// The TCP peer, or the right-most `X-Forwarded-For` address that is not
+    /// a trusted proxy.
     pub client_ip: Option<String>,
+    /// Cut to 256 characters.
     pub user_agent: Option<String>,
     /// Open sockets right now, on every instance.
     pub sockets: usize,

@@ -12,13 +12,13 @@
 mod redis;
 
 use std::{
-    collections::VecDeque,
+    collections::{BTreeMap, VecDeque},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
 use crate::{
     domain::EndReason,
@@ -167,7 +167,7 @@ impl LiveStats {
 
     /// The last [`WINDOW`] seconds, summed over every instance that reported
     /// in them (with Redis), as the JSON of `GET /api/admin/stats`.
-    pub async fn snapshot(&self) -> anyhow::Result<Value> {
+    pub async fn snapshot(&self) -> anyhow::Result<StatsSeries> {
         // The second just begun is not sampled yet anywhere.
         let end = now_ms().div_euclid(1000) - 1;
         let start = end - WINDOW as i64 + 1;
@@ -184,7 +184,7 @@ impl LiveStats {
                 sum.add((point.t - start) as usize, &point);
             }
         }
-        Ok(sum.to_json(end, instances))
+        Ok(sum.into_series(end, instances))
     }
 }
 
@@ -222,25 +222,51 @@ impl Summed {
         add(&mut self.ended, &point.e);
     }
 
-    fn to_json(&self, end: i64, instances: usize) -> Value {
-        let named = |names: &mut dyn Iterator<Item = &'static str>, series: &[Vec<u64>]| {
-            let map: Map<String, Value> = names
-                .zip(series)
-                .map(|(name, s)| (name.to_owned(), json!(s)))
-                .collect();
-            Value::Object(map)
-        };
-        json!({
-            "interval_secs": 1,
-            "seconds": WINDOW,
-            "end": rfc3339(end * 1000),
-            "instances": instances,
-            "sockets": self.sockets,
-            "messages": named(&mut MessageOutcome::ALL.iter().map(|o| o.as_str()), &self.messages),
-            "logins": named(&mut LoginOutcome::ALL.iter().map(|o| o.as_str()), &self.logins),
-            "sessions_ended": named(&mut EndReason::ALL.iter().map(|r| r.as_str()), &self.ended),
-        })
+    fn into_series(self, end: i64, instances: usize) -> StatsSeries {
+        fn named(
+            names: impl Iterator<Item = &'static str>,
+            series: Vec<Vec<u64>>,
+        ) -> BTreeMap<String, Vec<u64>> {
+            names.map(str::to_owned).zip(series).collect()
+        }
+        StatsSeries {
+            interval_secs: 1,
+            seconds: WINDOW,
+            end: rfc3339(end * 1000),
+            instances,
+            sockets: self.sockets,
+            messages: named(
+                MessageOutcome::ALL.iter().map(|o| o.as_str()),
+                self.messages,
+            ),
+            logins: named(LoginOutcome::ALL.iter().map(|o| o.as_str()), self.logins),
+            sessions_ended: named(EndReason::ALL.iter().map(|r| r.as_str()), self.ended),
+        }
     }
+}
+
+/// The body of `GET /api/admin/stats`: one value per second, oldest first,
+/// the last one the second that ended at `end`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsSeries {
+    /// Seconds per value (always 1).
+    pub interval_secs: u32,
+    /// Values per series (900: 15 minutes).
+    pub seconds: usize,
+    /// When the last second ended (RFC 3339).
+    pub end: String,
+    /// Instances whose seconds were summed.
+    pub instances: usize,
+    /// Sockets open at the end of each second, over every instance.
+    pub sockets: Vec<u64>,
+    /// Messages by outcome (`ok`, `forbidden`, `bad_request`, `unknown_type`,
+    /// `rate_limited`, `unavailable`, `internal`).
+    pub messages: BTreeMap<String, Vec<u64>>,
+    /// Sign-ins by outcome (`success`, `invalid_credentials`, `rate_limited`,
+    /// `unavailable`, `bad_request`, `forbidden`, `error`).
+    pub logins: BTreeMap<String, Vec<u64>>,
+    /// Sessions ended by reason (the six `EndReason`s).
+    pub sessions_ended: BTreeMap<String, Vec<u64>>,
 }
 
 #[cfg(test)]
@@ -274,14 +300,14 @@ mod tests {
             }
             stats.keep(point(now - 2, 3, 2));
             stats.keep(point(now - 2, 4, 5));
-            let json = stats.snapshot().await.unwrap();
+            let series = stats.snapshot().await.unwrap();
             if now_ms().div_euclid(1000) == now {
-                break (stats, json);
+                break (stats, series);
             }
         };
         assert_eq!(stats.inner.ring.lock().unwrap().len(), WINDOW);
-        let ok = json["messages"]["ok"].as_array().unwrap();
-        let sockets = json["sockets"].as_array().unwrap();
+        let ok = &json.messages["ok"];
+        let sockets = &json.sockets;
         assert_eq!(ok.len(), WINDOW);
         // The last complete second is `now - 1`: nothing sampled there yet.
         assert_eq!(ok[WINDOW - 1], 0);

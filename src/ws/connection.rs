@@ -10,12 +10,12 @@ use futures_util::StreamExt as _;
 use tokio::time::Instant;
 
 use super::{
+    close::CloseCause,
     deadlines::{Deadlines, Due},
     dispatch::{Ctx, SessionOutcome},
     hub::{Registration, Socket},
     protocol::{ClientFrame, ErrorCode, ExpiringKind, Reply, ServerEvent},
     rate::{MessageRate, Verdict},
-    CLOSE_SESSION_REVOKED,
 };
 use crate::{
     auth::{CurrentSession, UserAccess},
@@ -42,11 +42,15 @@ enum Exit {
     StoreUnavailable,
 }
 
-fn close(code: CloseCode, why: &str) -> Exit {
-    Exit::Close(CloseReason {
-        code,
-        description: Some(why.to_owned()),
-    })
+fn close(cause: CloseCause) -> Exit {
+    Exit::Close(close_reason(cause))
+}
+
+fn close_reason(cause: CloseCause) -> CloseReason {
+    CloseReason {
+        code: CloseCode::from(cause.code()),
+        description: Some(cause.reason().to_owned()),
+    }
 }
 
 pub struct Connection {
@@ -118,14 +122,11 @@ impl Connection {
                 log::info!("event=ws_send_timeout sid={sid} effect=\"connection dropped\"");
                 return;
             }
-            Exit::StoreUnavailable => CloseReason {
-                code: CloseCode::Again,
-                description: Some("user store unavailable".into()),
-            },
+            Exit::StoreUnavailable => close_reason(CloseCause::UserStoreUnavailable),
             Exit::Close(reason) => reason,
         };
         log::debug!("event=ws_closed sid={sid} code={:?}", reason.code);
-        let revoked = reason.code == CloseCode::Other(CLOSE_SESSION_REVOKED);
+        let revoked = reason.code == CloseCode::Other(CloseCause::SessionRevoked.code());
         let limit = self.state.config.ws_send_timeout;
         let sent = tokio::time::timeout(limit, self.ws.close(Some(reason))).await;
         // Only for ends this instance was told of (not a socket's own deadline).
@@ -201,10 +202,10 @@ impl Connection {
                         return Err(Box::pin(self.ended(reason)).await);
                     }
                     if socket.signal.shutting_down() {
-                        return Err(close(CloseCode::Away, "server shutting down"));
+                        return Err(close(CloseCause::ShuttingDown));
                     }
                     if socket.signal.too_slow() {
-                        return Err(close(CloseCode::Again, "too slow to keep up"));
+                        return Err(close(CloseCause::TooSlow));
                     }
                     if socket.signal.take_user_changed() {
                         Box::pin(self.refresh_access()).await?;
@@ -222,7 +223,7 @@ impl Connection {
                                     continue;
                                 }
                                 Verdict::Close => {
-                                    return Err(close(CloseCode::Policy, "rate limit"));
+                                    return Err(close(CloseCause::RateLimit));
                                 }
                             }
                             if last_touch.elapsed() >= touch_every {
@@ -255,17 +256,17 @@ impl Connection {
                         }
                         None => return Ok(()),
                         Some(Err(ProtocolError::Overflow)) => {
-                            return Err(close(CloseCode::Size, "message too big"));
+                            return Err(close(CloseCause::MessageTooBig));
                         }
                         Some(Err(e)) => {
                             log::debug!("event=ws_protocol_error error={e}");
-                            return Err(close(CloseCode::Protocol, "protocol error"));
+                            return Err(close(CloseCause::ProtocolError));
                         }
                     }
                 }
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > client_timeout {
-                        return Err(close(CloseCode::Away, "heartbeat timeout"));
+                        return Err(close(CloseCause::HeartbeatTimeout));
                     }
                     Box::pin(self.send_control(true, b"")).await?;
                 }
@@ -409,7 +410,7 @@ impl Connection {
             Err(e) => {
                 // Fail closed: a session that cannot be verified keeps no socket.
                 log::error!("event=ws_session_check_failed error={e}");
-                return Err(close(CloseCode::Again, "session store unavailable"));
+                return Err(close(CloseCause::SessionStoreUnavailable));
             }
         };
         // Never spin: a deadline the store still reports as now is retried shortly.
@@ -456,6 +457,6 @@ impl Connection {
     async fn ended(&mut self, reason: EndReason) -> Exit {
         let event = ServerEvent::SessionRevoked { reason };
         let _ = self.send_text(event.to_text()).await;
-        close(CloseCode::Other(CLOSE_SESSION_REVOKED), "session revoked")
+        close(CloseCause::SessionRevoked)
     }
 }

@@ -5,8 +5,12 @@
 use std::{collections::HashMap, future::Future, sync::Arc};
 
 use futures_util::future::LocalBoxFuture;
-use serde::de::DeserializeOwned;
+use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
+use utoipa::{
+    openapi::{RefOr, Schema},
+    ToSchema,
+};
 
 use super::protocol::{ClientFrame, ErrorCode, Reply};
 use crate::{
@@ -61,18 +65,26 @@ impl HandlerError {
 
 /// One message type. Implement this in a new file under `handlers/` and add
 /// one `.register::<YourHandler>()` line in `handlers::registry()`.
+///
+/// `Payload` and `Reply` are typed, with schemas (`ToSchema`), so the AsyncAPI
+/// document at `/api/asyncapi.json` describes every registered type from
+/// these same types.
 pub trait MessageHandler: 'static {
     /// The `type` clients send.
     const TYPE: &'static str;
     /// Needed beyond being signed in; `None` = any signed-in user.
     const PERMISSION: Option<Permission>;
+    /// One line for the AsyncAPI document: what the type does.
+    const SUMMARY: &'static str;
     /// The typed `data`; use `handlers::NoData` for none.
-    type Payload: DeserializeOwned;
+    type Payload: DeserializeOwned + ToSchema;
+    /// The reply's `data`.
+    type Reply: Serialize + ToSchema;
 
     fn handle(
         ctx: &Ctx<'_>,
         payload: Self::Payload,
-    ) -> impl Future<Output = Result<Value, HandlerError>>;
+    ) -> impl Future<Output = Result<Self::Reply, HandlerError>>;
 }
 
 type Call = for<'a> fn(&'a Ctx<'a>, Value) -> LocalBoxFuture<'a, Result<Value, HandlerError>>;
@@ -82,6 +94,43 @@ struct Entry {
     call: Call,
     /// This type's `tether_ws_messages_total` counters, resolved once.
     counters: MessageCounters,
+    doc: fn() -> HandlerDoc,
+}
+
+/// A registered type as the AsyncAPI document describes it.
+pub struct HandlerDoc {
+    pub kind: &'static str,
+    pub permission: Option<Permission>,
+    pub summary: &'static str,
+    pub payload: TypeSchema,
+    pub reply: TypeSchema,
+}
+
+/// A type's JSON schema (inline), and the named schemas it refers to.
+pub struct TypeSchema {
+    pub schema: RefOr<Schema>,
+    pub components: Vec<(String, RefOr<Schema>)>,
+}
+
+impl TypeSchema {
+    pub fn of<T: ToSchema>() -> Self {
+        let mut components = Vec::new();
+        T::schemas(&mut components);
+        Self {
+            schema: T::schema(),
+            components,
+        }
+    }
+}
+
+fn doc<H: MessageHandler>() -> HandlerDoc {
+    HandlerDoc {
+        kind: H::TYPE,
+        permission: H::PERMISSION,
+        summary: H::SUMMARY,
+        payload: TypeSchema::of::<H::Payload>(),
+        reply: TypeSchema::of::<H::Reply>(),
+    }
 }
 
 fn call<'a, H: MessageHandler>(
@@ -91,7 +140,12 @@ fn call<'a, H: MessageHandler>(
     Box::pin(async move {
         let payload: H::Payload = serde_json::from_value(data)
             .map_err(|e| HandlerError::bad_request(format!("invalid data for {}: {e}", H::TYPE)))?;
-        H::handle(ctx, payload).await
+        let reply = H::handle(ctx, payload).await?;
+        // The reply types are plain data; serialising them cannot fail.
+        serde_json::to_value(reply).map_err(|e| HandlerError {
+            code: ErrorCode::Internal,
+            message: format!("reply of {} not serialisable: {e}", H::TYPE),
+        })
     })
 }
 
@@ -158,6 +212,7 @@ impl MessageHandlers {
                 permission: H::PERMISSION,
                 call: call::<H>,
                 counters: MessageCounters::detached(),
+                doc: doc::<H>,
             },
         );
         assert!(
@@ -166,6 +221,13 @@ impl MessageHandlers {
             H::TYPE
         );
         self
+    }
+
+    /// Every registered type, sorted by `type`, for the AsyncAPI document.
+    pub fn docs(&self) -> Vec<HandlerDoc> {
+        let mut docs: Vec<HandlerDoc> = self.entries.values().map(|e| (e.doc)()).collect();
+        docs.sort_by_key(|d| d.kind);
+        docs
     }
 
     /// Handles one frame and produces its reply.

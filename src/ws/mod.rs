@@ -4,8 +4,9 @@
 //! per socket; `dispatch` parses frames, checks permissions and replies once
 //! for every message type; `handlers/` holds one file per type; `hub` knows
 //! which sockets are open; `live/` carries events (revocation, permission
-//! changes, chat) to them.
+//! changes, chat) to them; `close` is every way the server closes a socket.
 
+pub mod close;
 pub mod connection;
 pub mod deadlines;
 pub mod dispatch;

@@ -3,13 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::domain::EndReason;
 
 /// The `id` a client puts on a frame and gets back as `re`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum MessageId {
+    #[schema(value_type = f64)]
     Number(serde_json::Number),
     Text(String),
 }
@@ -104,30 +106,61 @@ impl ClientFrame {
 }
 
 /// Stable error codes of failed replies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ReplyErrorCode)]
 pub enum ErrorCode {
+    /// Not a well-formed frame, a binary frame, or `data` that does not fit the type.
     BadRequest,
+    /// No handler has this `type`.
     UnknownType,
+    /// The user lacks the type's permission now.
     Forbidden,
+    /// The user store did not answer while permissions were re-read.
     Unavailable,
+    /// Reserved: no built-in handler returns it.
     Internal,
     /// Over the socket's message rate: the message was not handled.
     RateLimited,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 6] = [
+        ErrorCode::BadRequest,
+        ErrorCode::UnknownType,
+        ErrorCode::Forbidden,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+        ErrorCode::RateLimited,
+    ];
+
+    /// When a reply carries it, for the AsyncAPI document.
+    pub const fn when(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "The frame is not JSON, not an object, has no number or string `id`, no string `type`, or a non-object `data`; a binary frame; or `data` that does not fit the type (`invalid data for TYPE: …`). `re` is `null` when no `id` could be read.",
+            ErrorCode::UnknownType => "No handler has this `type`.",
+            ErrorCode::Forbidden => "The user lacks the type's permission now (`Permission denied`).",
+            ErrorCode::Unavailable => "The user store did not answer while current permissions were being re-read: the message is refused, not served on stale permissions.",
+            ErrorCode::Internal => "Reserved. No built-in handler returns it.",
+            ErrorCode::RateLimited => "Over the socket's message rate (`TETHER_WS_MESSAGES_PER_SEC`, burst `TETHER_WS_MESSAGE_BURST`): the message was not handled (`Too many messages`).",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ReplyError)]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,
 }
 
 /// `{"re":…,"ok":true,"data":…}` or `{"re":…,"ok":false,"error":{…}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Reply {
     pub re: Option<MessageId>,
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub data: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
@@ -159,7 +192,7 @@ impl Reply {
 pub use crate::{auth::UserJson, sessions::SessionJson};
 
 /// Which deadline `session.expiring` warns of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExpiringKind {
     /// The session lapses unless there is activity (`session.refresh`).
@@ -169,21 +202,32 @@ pub enum ExpiringKind {
 }
 
 /// Events the server pushes: `{"event":"…","data":{…}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "event", content = "data")]
 pub enum ServerEvent {
+    /// The first frame on every socket: who is signed in, and the session.
     #[serde(rename = "hello")]
     Hello {
         user: UserJson,
         session: SessionJson,
     },
+    /// The session ended; a 4001 close follows. `logout`: the user signed out
+    /// this or another device (or signed in again from this browser);
+    /// `admin`: an admin or `tether sessions revoke`; `expired`: the idle or
+    /// absolute deadline; `password_changed`; `disabled`; `deleted`: gone
+    /// from the store with no reason recorded.
     #[serde(rename = "session.revoked")]
     SessionRevoked { reason: EndReason },
-    /// Sent once before a deadline.
+    /// Sent once before a deadline (`TETHER_SESSION_EXPIRING_NOTICE_SECS`
+    /// ahead, or at once if less is left). For `idle`, a `session.refresh`
+    /// (or any message) extends the session.
     #[serde(rename = "session.expiring")]
     SessionExpiring { in_secs: u64, kind: ExpiringKind },
+    /// The user's permission set changed; it applies from the next message on.
     #[serde(rename = "permissions.changed")]
     PermissionsChanged { permissions: Vec<String> },
+    /// A `chat.send` on any instance, to every socket whose user holds
+    /// `chat:read` at delivery time, the sender's included.
     #[serde(rename = "chat.message")]
     ChatMessage {
         room: String,

@@ -8,7 +8,12 @@ use super::{
     hub::{Caps, Refused},
     rate::MessageRate,
 };
-use crate::{auth::CurrentUser, error::ApiError, state::AppState};
+use crate::{
+    auth::CurrentUser,
+    error::{ApiError, ErrorBody},
+    error_docs,
+    state::AppState,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(upgrade));
@@ -46,6 +51,24 @@ async fn caps(state: &AppState, user_id: uuid::Uuid) -> Result<Caps, ApiError> {
     })
 }
 
+/// Open the WebSocket.
+///
+/// The protocol on it (frames, replies, events, close codes) is the AsyncAPI
+/// document at `/api/asyncapi.json`. The first frame is the `hello` event.
+#[utoipa::path(
+    get, path = "/ws", tag = "websocket", operation_id = "open_websocket",
+    security(("session_cookie" = [])),
+    responses(
+        (status = 101, description = "Switching Protocols: the socket is open."),
+        (status = 400, description = "`bad_request`: not a WebSocket handshake.", body = ErrorBody),
+        (status = 401, response = error_docs::Unauthenticated),
+        (status = 403, description = "`forbidden` (`Origin not allowed`): an `Origin` that is neither the public URL nor in `TETHER_ALLOWED_ORIGINS`. A request without `Origin` is allowed.", body = ErrorBody,
+            example = json!({"error":{"code":"forbidden","message":"Origin not allowed"}})),
+        (status = 429, description = "`rate_limited` (`Too many open connections`): the per-session or per-user socket cap is reached. No `Retry-After`.", body = ErrorBody,
+            example = json!({"error":{"code":"rate_limited","message":"Too many open connections"}})),
+        (status = 503, response = error_docs::Unavailable),
+    ),
+)]
 async fn upgrade(
     req: HttpRequest,
     body: web::Payload,

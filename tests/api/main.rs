@@ -9,6 +9,7 @@ mod test_redis;
 
 mod admin_guard_rails;
 mod admin_users;
+mod api_docs;
 mod architecture;
 mod auth;
 mod browser;
@@ -20,6 +21,7 @@ mod lifecycle;
 mod lost_events;
 mod metrics;
 mod public_url;
+mod registered_routes;
 mod revocation;
 mod security_headers;
 mod session_api;

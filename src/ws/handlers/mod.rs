@@ -11,8 +11,9 @@ use serde::Deserialize;
 
 use super::dispatch::MessageHandlers;
 
-/// Payload of types that take no data (`data` absent, null or `{}`).
-#[derive(Debug, Deserialize)]
+/// Payload of types that take no data (`data` absent, null or `{}`; other
+/// fields are ignored).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NoData {}
 
 pub fn registry() -> MessageHandlers {

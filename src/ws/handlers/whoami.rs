@@ -1,9 +1,8 @@
 //! `whoami`: the user and session, with current roles and permissions.
 
-use serde_json::{json, Value};
-
 use super::NoData;
 use crate::{
+    auth::Me,
     domain::Permission,
     sessions::SessionJson,
     ws::dispatch::{Ctx, HandlerError, MessageHandler},
@@ -14,12 +13,15 @@ pub struct WhoAmI;
 impl MessageHandler for WhoAmI {
     const TYPE: &'static str = "whoami";
     const PERMISSION: Option<Permission> = None;
+    const SUMMARY: &'static str =
+        "The user (current roles and permissions) and the session, as `GET /api/auth/me`.";
     type Payload = NoData;
+    type Reply = Me;
 
-    async fn handle(ctx: &Ctx<'_>, _: NoData) -> Result<Value, HandlerError> {
-        Ok(json!({
-            "user": ctx.user.to_json(),
-            "session": SessionJson::from(ctx.session),
-        }))
+    async fn handle(ctx: &Ctx<'_>, _: NoData) -> Result<Me, HandlerError> {
+        Ok(Me {
+            user: ctx.user.to_json(),
+            session: SessionJson::from(ctx.session),
+        })
     }
 }
