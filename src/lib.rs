@@ -3,12 +3,13 @@
 //! start the server through [`startup::Application`].
 //!
 //! Floors, lowest first (a module imports only from its own floor or below):
-//! `time`, `domain` → `config`, `db`, `redis_link`, `events` → `sessions` → `auth` →
+//! `time`, `domain` → `config`, `db`, `redis_link`, `events` → `audit` → `sessions` → `auth` →
 //! `ws` → `state` → the routes (`auth`, `admin`, `demo_messages`, `health`,
 //! `ws::route`) and the middleware beside them (`csrf`, `security_headers`)
 //! → `startup` → `cli`.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

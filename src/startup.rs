@@ -20,6 +20,7 @@ use anyhow::Context as _;
 
 use crate::{
     admin,
+    audit::Audit,
     auth::{
         self,
         throttle::{Limits, LoginThrottle},
@@ -105,7 +106,8 @@ impl Application {
         if config.redis.is_none() {
             db.watch_other_processes()?;
         }
-        let sessions = open_sessions(&config).await?;
+        let audit = Audit::start(db.clone(), config.audit_retention);
+        let sessions = open_sessions(&config).await?.with_audit(audit.clone());
         if config.redis.is_none() {
             log::warn!(
                 "event=in_process_sessions note=\"REDIS_URL unset: sessions are neither shared between instances nor kept across restarts\""
@@ -154,6 +156,7 @@ impl Application {
             access,
             hub,
             ws_handlers: Arc::new(ws::handlers::registry()),
+            audit,
         });
         let server = http_server(state.clone(), key, listener)?;
         log::info!(
@@ -215,6 +218,8 @@ impl Application {
         // must be polled for the stop command to be acted on.
         let (_, result) = tokio::join!(handle.stop(true), &mut server);
         result?;
+        // Events of the last requests are still queued: store them.
+        self.state.audit.flush().await;
         log::info!("event=shutdown_done");
         Ok(())
     }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::{
+    audit::Audit,
     auth::{throttle::LoginThrottle, AccessCache, Hasher},
     config::Config,
     db::Db,
@@ -24,4 +25,6 @@ pub struct AppState {
     /// Origins allowed to open the socket, with the port actually bound.
     pub allowed_origins: Vec<String>,
     pub ws_handlers: Arc<MessageHandlers>,
+    /// The audit trail (`crate::audit`).
+    pub audit: Audit,
 }

@@ -4,21 +4,22 @@
 
 use std::collections::HashMap;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::UserIdPath;
+use super::{paging, user_id_filter, UserIdPath};
 use crate::{
-    auth::{extractors::perm, Authorized},
+    audit::{Action, RevokedBy},
+    auth::{
+        extractors::{audit_event, perm},
+        Authorized,
+    },
     domain::EndReason,
     error::ApiError,
     state::AppState,
 };
-
-pub const DEFAULT_PER_PAGE: usize = 50;
-pub const MAX_PER_PAGE: usize = 200;
 
 type Admin = Authorized<perm::AdminSessions>;
 
@@ -38,34 +39,13 @@ struct ListQuery {
     per_page: Option<usize>,
 }
 
-/// `page` from 1; `per_page` 1–200 (default 50).
-fn paging(q: &ListQuery) -> Result<(usize, usize), ApiError> {
-    let page = q.page.unwrap_or(1);
-    let per_page = q.per_page.unwrap_or(DEFAULT_PER_PAGE);
-    if page == 0 {
-        return Err(ApiError::BadRequest("page starts at 1".into()));
-    }
-    if !(1..=MAX_PER_PAGE).contains(&per_page) {
-        return Err(ApiError::BadRequest(format!(
-            "per_page must be 1-{MAX_PER_PAGE}"
-        )));
-    }
-    Ok((page, per_page))
-}
-
 async fn list(
     _: Admin,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (page, per_page) = paging(&query)?;
-    let user_id = match query.user_id.as_deref() {
-        Some(raw) => Some(
-            Uuid::parse_str(raw)
-                .map_err(|_| ApiError::BadRequest("user_id is not a UUID".into()))?,
-        ),
-        None => None,
-    };
+    let (page, per_page) = paging(query.page, query.per_page)?;
+    let user_id = user_id_filter(query.user_id.as_deref())?;
     let (total, sessions) = state
         .sessions
         .list_page(user_id, (page - 1) * per_page, per_page)
@@ -93,11 +73,15 @@ async fn list(
 }
 
 async fn end_one(
-    _: Admin,
+    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    // Whose it was, for the audit trail.
+    let owner = state.sessions.load(&id).await?.and_then(|s| s.user_id);
     if state.sessions.revoke(&id, EndReason::Admin).await? {
+        audit_ended(&req, &admin, &state, owner, &[id.into_inner()]);
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::NotFound)
@@ -105,7 +89,8 @@ async fn end_one(
 }
 
 async fn end_users(
-    _: Admin,
+    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
     UserIdPath(user_id): UserIdPath,
 ) -> Result<HttpResponse, ApiError> {
@@ -116,7 +101,28 @@ async fn end_users(
         .ok_or(ApiError::NotFound)?;
     let ended = state
         .sessions
-        .revoke_user(user_id, EndReason::Admin)
+        .revoke_user_listed(user_id, EndReason::Admin)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "ended": ended })))
+    audit_ended(&req, &admin, &state, Some(user_id), &ended);
+    Ok(HttpResponse::Ok().json(json!({ "ended": ended.len() })))
+}
+
+/// An admin ended these sessions (of `owner`, when known).
+fn audit_ended(
+    req: &HttpRequest,
+    admin: &Admin,
+    state: &AppState,
+    owner: Option<Uuid>,
+    sids: &[String],
+) {
+    for sid in sids {
+        let mut event = audit_event(req, Action::SessionRevoked, admin.user.actor())
+            .target_session(sid)
+            .detail("reason", EndReason::Admin)
+            .detail("by", RevokedBy::Admin.as_str());
+        if let Some(owner) = owner {
+            event = event.target_user(owner);
+        }
+        state.audit.record(event);
+    }
 }

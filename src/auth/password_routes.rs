@@ -4,8 +4,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{throttle::Checked, CurrentUser};
+use super::{extractors::audit_event, throttle::Checked, CurrentUser};
 use crate::{
+    audit::Action,
     domain::{Password, Username},
     error::ApiError,
     sessions::client::client_ip,
@@ -67,7 +68,13 @@ pub async fn change_own(
         }
     });
     match changed.await? {
-        Checked::Right(()) => Ok(()),
+        Checked::Right(()) => {
+            let event = audit_event(req, Action::PasswordChanged, user.actor())
+                .target_user(user.access.id)
+                .detail("by", "self");
+            state.audit.record(event);
+            Ok(())
+        }
         Checked::Wrong => Err(users::UserError::WrongPassword.into()),
     }
 }

@@ -5,8 +5,9 @@ use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{throttle::Checked, CurrentSession, CurrentUser};
+use super::{extractors::audit_event, throttle::Checked, CurrentSession, CurrentUser};
 use crate::{
+    audit::{Action, Actor},
     domain::{Password, Username},
     error::ApiError,
     sessions::{
@@ -43,7 +44,9 @@ async fn login(
         ));
     }
     let ip = client_ip(&req, &state.config.trusted_proxies);
-    let user_id = authenticate(&state, ip, &username, password).await?;
+    let user_id = authenticate(&state, ip, &username, password)
+        .await
+        .inspect_err(|e| audit_refused(&req, &state, &username, e))?;
     let access = state
         .access
         .get(user_id)
@@ -57,6 +60,20 @@ async fn login(
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("login failed: {e}")))?;
     log::info!("event=login user_id={user_id}");
     Ok(HttpResponse::Ok().json(serde_json::json!({ "user": access.to_json() })))
+}
+
+/// Records a refused sign-in: the name as typed (cut to 256 characters),
+/// never the password. A store that failed is not a refusal.
+fn audit_refused(req: &HttpRequest, state: &AppState, username: &str, e: &ApiError) {
+    let action = match e {
+        ApiError::InvalidCredentials => Action::LoginFailure,
+        ApiError::RateLimited(_) => Action::LoginThrottled,
+        _ => return,
+    };
+    let typed: String = username.chars().take(256).collect();
+    state
+        .audit
+        .record(audit_event(req, action, Actor::Anonymous).detail("username", typed));
 }
 
 /// Checks a username and password, within the sign-in throttle. Unknown
@@ -109,16 +126,35 @@ async fn check_password(
     Ok(user_id.filter(|_| valid && !disabled))
 }
 
-async fn logout(req: HttpRequest, identity: Option<Identity>) -> HttpResponse {
+async fn logout(
+    req: HttpRequest,
+    identity: Option<Identity>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     if let Some(identity) = identity {
         if let Some(session) = CurrentSession::from_request(&req) {
             log::info!("event=logout sid={}", session.sid);
+            state.audit.record(audit_logout(&req, &session));
         }
         // Purges the session: the store deletes it and the bus closes its sockets
         // before this response is sent.
         identity.logout();
     }
     HttpResponse::NoContent().finish()
+}
+
+/// A user signing out of `session` (this device).
+pub(super) fn audit_logout(
+    req: &HttpRequest,
+    session: &CurrentSession,
+) -> crate::audit::AuditEvent {
+    audit_event(
+        req,
+        Action::Logout,
+        Actor::user(session.user_id, &session.sid),
+    )
+    .target_user(session.user_id)
+    .target_session(&session.sid)
 }
 
 async fn me(user: CurrentUser) -> HttpResponse {

@@ -10,6 +10,7 @@ mod test_redis;
 mod admin_guard_rails;
 mod admin_users;
 mod architecture;
+mod audit;
 mod auth;
 mod browser;
 mod cli;
