@@ -9,7 +9,9 @@ use reqwest::{header::COOKIE, Method, Response};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{tether_cli, Browser, TestApp, ADMIN_PASSWORD, PATIENCE};
+use crate::helpers::{
+    spawn_app, spawn_app_with, tether_cli, Browser, Stack, TestApp, ADMIN_PASSWORD, PATIENCE,
+};
 
 crate::on_every_stack!(
     sign_ins_sign_outs_and_refusals_are_recorded_with_actor_and_client,
@@ -498,4 +500,99 @@ async fn sessions_revoked_from_the_cli_are_recorded_as_cli(app: TestApp) {
         assert_eq!(id_of(&e["target"]["user_id"]), vera);
         assert_eq!(e["details"], json!({"reason": "admin", "by": "cli"}));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_sign_in_and_a_socket_over_its_cap_are_recorded() {
+    let limits = [
+        ("TETHER_LOGIN_MAX_FAILURES", "1"),
+        ("TETHER_WS_MAX_PER_SESSION", "1"),
+    ];
+    let test = "audit::a_throttled_sign_in_and_a_socket_over_its_cap_are_recorded";
+    let Some(app) = spawn_app_with(test, Stack::SqliteInProcess, &limits).await else {
+        return;
+    };
+    let user = app.login_new_user("wanda", &["user"]).await;
+    let sid = user.session_id(&app).await;
+    assert_eq!(
+        app.try_login("wanda", "wrong-password").await.err(),
+        Some(401)
+    );
+    assert_eq!(app.try_login("wanda", "wrong-again").await.err(), Some(429));
+    let _first = user.socket(&app).await;
+    assert_eq!(
+        user.try_socket(&app, Some(&app.origin())).await.err(),
+        Some(429)
+    );
+
+    let admin = app.login_admin().await;
+    let throttled = of(&app, &admin, "login.throttled").await;
+    assert_eq!(throttled.len(), 1, "{throttled:?}");
+    assert_eq!(throttled[0]["details"], json!({"username": "wanda"}));
+    assert_eq!(of(&app, &admin, "login.failure").await.len(), 1);
+    let refused = of(&app, &admin, "ws.refused").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["details"]["reason"], "cap");
+    assert_eq!(refused[0]["actor"]["session_id"], sid.as_str());
+    assert_eq!(refused[0]["target"]["username"], "wanda");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_is_recorded_once_as_expiry() {
+    let short = [
+        ("TETHER_SESSION_IDLE_SECS", "2"),
+        ("TETHER_SESSION_ABSOLUTE_SECS", "60"),
+    ];
+    let test = "audit::an_expired_session_is_recorded_once_as_expiry";
+    let Some(a) = spawn_app_with(test, Stack::SqliteRedis, &short).await else {
+        return;
+    };
+    let _config = crate::test_redis::SERVER_CONFIG.read().await;
+    let b = a.spawn_peer().await;
+    let user = a.login_new_user("xavier", &["user"]).await;
+    let sid = user.session_id(&a).await;
+    let mut on_a = user.socket(&a).await;
+    let mut on_b = user.socket(&b).await;
+    for socket in [&mut on_a, &mut on_b] {
+        assert_eq!(socket.closed().await.0, Some(4001));
+    }
+    // Every way of noticing has had its chance (keyspace notice on both
+    // instances, both sockets at their deadline); read the store directly,
+    // since an admin's session would expire here too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for app in [&a, &b] {
+        app.state.audit.flush().await;
+    }
+    let filter = tether::db::AuditFilter {
+        action: Some("session.revoked".into()),
+        ..Default::default()
+    };
+    let (total, events) = a.state.db.audit_page(filter, 0, 10).await.unwrap();
+    assert_eq!(total, 1, "{events:?}");
+    let e = &events[0].entry;
+    assert_eq!(e.actor, "system");
+    assert_eq!(e.target_session_id.as_deref(), Some(sid.as_str()));
+    assert_eq!(e.details, json!({"reason": "expired", "by": "expiry"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_stores_everything_queued_in_batches() {
+    use tether::audit::{Action, Actor, AuditEvent};
+    let test = "audit::a_flush_stores_everything_queued_in_batches";
+    let Some(app) = spawn_app(test, Stack::SqliteInProcess).await else {
+        return;
+    };
+    // What a graceful shutdown (and every CLI command) does before exiting.
+    for i in 0..1200 {
+        let event = AuditEvent::new(Action::UserEnabled, Actor::System).detail("n", i);
+        app.state.audit.record(event);
+    }
+    app.state.audit.flush().await;
+    let filter = tether::db::AuditFilter {
+        action: Some("user.enabled".into()),
+        ..Default::default()
+    };
+    let (total, newest) = app.state.db.audit_page(filter, 0, 1).await.unwrap();
+    assert_eq!(total, 1200);
+    assert_eq!(newest[0].entry.details, json!({"n": 1199}));
 }
