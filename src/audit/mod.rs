@@ -158,6 +158,9 @@ pub struct AuditEvent {
     actor: Actor,
     target_user: Option<Uuid>,
     target_session: Option<String>,
+    /// A target user known only by the name a client typed, resolved to an
+    /// id by the writer (off the request path).
+    target_named: Option<String>,
     client: Client,
     details: serde_json::Map<String, serde_json::Value>,
 }
@@ -169,6 +172,7 @@ impl AuditEvent {
             actor,
             target_user: None,
             target_session: None,
+            target_named: None,
             client: Client::default(),
             details: serde_json::Map::new(),
         }
@@ -184,6 +188,14 @@ impl AuditEvent {
         self
     }
 
+    /// The target user, named as a client typed it (a failed sign-in): the
+    /// writer looks the name up, so a listing by user shows attempts on
+    /// that account. An unknown name leaves no target user.
+    pub fn target_named(mut self, username: &str) -> Self {
+        self.target_named = Some(username.to_owned());
+        self
+    }
+
     pub fn client(mut self, client: Client) -> Self {
         self.client = client;
         self
@@ -194,6 +206,14 @@ impl AuditEvent {
         let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
         self.details.insert(key.to_owned(), value);
         self
+    }
+
+    fn into_queued(self) -> Queued {
+        let target_named = self.target_named.clone();
+        Queued {
+            entry: self.into_entry(),
+            target_named,
+        }
     }
 
     fn into_entry(self) -> AuditEntry {
@@ -219,8 +239,15 @@ impl AuditEvent {
     }
 }
 
+/// An entry on its way to the store.
+struct Queued {
+    entry: AuditEntry,
+    /// See [`AuditEvent::target_named`].
+    target_named: Option<String>,
+}
+
 enum Message {
-    Entry(Box<AuditEntry>),
+    Entry(Box<Queued>),
     /// Answered once everything queued before it is stored (or given up on).
     Flush(oneshot::Sender<()>),
 }
@@ -251,21 +278,21 @@ impl Audit {
     /// Logs the event (one line, target `audit`) and queues it for the
     /// store; never waits.
     pub fn record(&self, event: AuditEvent) {
-        let entry = event.into_entry();
-        log::info!(target: "audit", "{}", log_line(&entry));
-        match self.queue.try_send(Message::Entry(Box::new(entry))) {
+        let queued = event.into_queued();
+        log::info!(target: "audit", "{}", log_line(&queued.entry));
+        match self.queue.try_send(Message::Entry(Box::new(queued))) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(Message::Entry(entry))) => log::error!(
+            Err(mpsc::error::TrySendError::Full(Message::Entry(queued))) => log::error!(
                 target: "audit",
                 "event=audit_not_stored reason=queue_full {}",
-                log_line(&entry)
+                log_line(&queued.entry)
             ),
             Err(e) => {
-                if let Message::Entry(entry) = e.into_inner() {
+                if let Message::Entry(queued) = e.into_inner() {
                     log::error!(
                         target: "audit",
                         "event=audit_not_stored reason=writer_stopped {}",
-                        log_line(&entry)
+                        log_line(&queued.entry)
                     );
                 }
             }

@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::{log_line, Message};
-use crate::db::{AuditEntry, Db};
+use super::{log_line, Message, Queued};
+use crate::{
+    db::{AuditEntry, Db},
+    domain::Username,
+};
 
 /// Most entries stored in one transaction.
 const MAX_BATCH: usize = 500;
@@ -51,7 +54,7 @@ async fn write(db: Db, mut received: mpsc::Receiver<Message>) {
         let mut next = Some(first);
         while let Some(message) = next {
             match message {
-                Message::Entry(entry) => batch.push(*entry),
+                Message::Entry(queued) => batch.push(*queued),
                 Message::Flush(done) => flushes.push(done),
             }
             next = match batch.len() < MAX_BATCH {
@@ -60,12 +63,39 @@ async fn write(db: Db, mut received: mpsc::Receiver<Message>) {
             };
         }
         if !batch.is_empty() {
-            store(&db, batch).await;
+            let entries = resolve_names(&db, batch).await;
+            store(&db, entries).await;
         }
         for done in flushes {
             let _ = done.send(());
         }
     }
+}
+
+/// Fills in the target user of entries that name one (once per name per
+/// batch). A name that is not a user's, or a lookup that fails, leaves the
+/// entry without one: the entry itself still keeps the name as typed.
+async fn resolve_names(db: &Db, batch: Vec<Queued>) -> Vec<AuditEntry> {
+    let mut known = std::collections::HashMap::new();
+    let mut entries = Vec::with_capacity(batch.len());
+    for Queued {
+        mut entry,
+        target_named,
+    } in batch
+    {
+        if let (None, Some(name)) = (entry.target_user_id, target_named) {
+            if !known.contains_key(&name) {
+                let id = match Username::parse(&name) {
+                    Ok(username) => db.find_user_by_username(&username).await.ok().flatten(),
+                    Err(_) => None,
+                };
+                known.insert(name.clone(), id.map(|u| u.id));
+            }
+            entry.target_user_id = known.get(&name).copied().flatten();
+        }
+        entries.push(entry);
+    }
+    entries
 }
 
 async fn store(db: &Db, batch: Vec<AuditEntry>) {

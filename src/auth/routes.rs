@@ -71,9 +71,11 @@ fn audit_refused(req: &HttpRequest, state: &AppState, username: &str, e: &ApiErr
         _ => return,
     };
     let typed: String = username.chars().take(256).collect();
-    state
-        .audit
-        .record(audit_event(req, action, Actor::Anonymous).detail("username", typed));
+    state.audit.record(
+        audit_event(req, action, Actor::Anonymous)
+            .target_named(&typed)
+            .detail("username", typed),
+    );
 }
 
 /// Checks a username and password, within the sign-in throttle. Unknown

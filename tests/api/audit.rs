@@ -118,6 +118,7 @@ async fn sign_ins_sign_outs_and_refusals_are_recorded_with_actor_and_client(app:
     assert_eq!(failure["actor"]["type"], "anonymous");
     assert_eq!(failure["details"], json!({"username": "Nobody-Here"}));
     assert_eq!(failure["user_agent"], "audit-test/1.0");
+    assert_eq!(failure["target"]["user_id"], Value::Null, "no such user");
     assert!(!failure.to_string().contains("guess-one-two"));
 
     // Refused sockets: a foreign origin, and no session at all.
@@ -529,7 +530,12 @@ async fn a_throttled_sign_in_and_a_socket_over_its_cap_are_recorded() {
     let throttled = of(&app, &admin, "login.throttled").await;
     assert_eq!(throttled.len(), 1, "{throttled:?}");
     assert_eq!(throttled[0]["details"], json!({"username": "wanda"}));
-    assert_eq!(of(&app, &admin, "login.failure").await.len(), 1);
+    // Attempts on an account are found by that account.
+    let wanda = app.user_id("wanda").await;
+    assert_eq!(id_of(&throttled[0]["target"]["user_id"]), wanda);
+    let failures = of(&app, &admin, "login.failure").await;
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0]["target"]["username"], "wanda");
     let refused = of(&app, &admin, "ws.refused").await;
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(refused[0]["details"]["reason"], "cap");
