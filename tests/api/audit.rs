@@ -269,6 +269,23 @@ async fn ending_sessions_records_who_ended_them(app: TestApp) {
         by_admin["details"],
         json!({"reason": "admin", "by": "admin"})
     );
+
+    // "Everywhere else", then an admin ending all of the user's sessions.
+    let desk = app.login("quinn", &password).await;
+    let desk_sid = desk.session_id(&app).await;
+    let res = laptop.delete(&app.url("/api/auth/sessions")).await;
+    assert_eq!(res.status(), 200);
+    let res = admin
+        .delete(&app.url(&format!("/api/admin/users/{quinn}/sessions")))
+        .await;
+    assert_eq!(res.status(), 200);
+    let revoked = of(&app, &admin, "session.revoked").await;
+    assert_eq!(revoked.len(), 4, "{revoked:?}");
+    assert_eq!(revoked[0]["target"]["session_id"], laptop_sid.as_str());
+    assert_eq!(revoked[0]["details"]["by"], "admin");
+    assert_eq!(revoked[1]["target"]["session_id"], desk_sid.as_str());
+    assert_eq!(revoked[1]["actor"]["session_id"], laptop_sid.as_str());
+    assert_eq!(revoked[1]["details"]["by"], "self");
 }
 
 async fn the_route_needs_admin_audit(app: TestApp) {
