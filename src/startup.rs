@@ -20,7 +20,7 @@ use anyhow::Context as _;
 
 use crate::{
     admin,
-    audit::Audit,
+    audit::{Action, Actor, Audit, AuditEvent},
     auth::{
         self,
         throttle::{Limits, LoginThrottle},
@@ -100,13 +100,19 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let mut db = open_user_store(&config).await?;
-        crate::users::bootstrap_admin(&db, &config).await?;
+        let audit = Audit::start(db.clone(), config.audit_retention);
+        if let Some(admin) = crate::users::bootstrap_admin(&db, &config).await? {
+            let event = AuditEvent::new(Action::UserCreated, Actor::System)
+                .target_user(admin.id)
+                .detail("username", &admin.username)
+                .detail("roles", &admin.roles);
+            audit.record(event);
+        }
         // Without Redis nothing announces `tether users …` run beside this
         // server; a SQLite store can tell us itself.
         if config.redis.is_none() {
             db.watch_other_processes()?;
         }
-        let audit = Audit::start(db.clone(), config.audit_retention);
         let sessions = open_sessions(&config).await?.with_audit(audit.clone());
         if config.redis.is_none() {
             log::warn!(

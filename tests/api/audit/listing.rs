@@ -41,16 +41,21 @@ async fn pages_and_filters_narrow_the_trail_and_bad_values_get_400(app: TestApp)
         app.login("sven", &password).await;
     }
     let sven = app.user_id("sven").await;
+    // The first admin, created at start-up, then five sign-ins.
     let (all, body) = trail(&app, &admin, "").await;
     assert_eq!(body["page"], 1);
     assert_eq!(body["per_page"], 50);
-    assert_eq!(body["total"], 5);
-    assert_eq!(all.len(), 5);
+    assert_eq!(body["total"], 6);
+    assert_eq!(all.len(), 6);
     let ids: Vec<i64> = all.iter().map(|e| e["id"].as_i64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    let first = &all[5];
+    assert_eq!(first["action"], "user.created");
+    assert_eq!(first["actor"]["type"], "system");
+    assert_eq!(first["target"]["username"], "admin");
 
     let (page2, body) = trail(&app, &admin, "per_page=2&page=2").await;
-    assert_eq!(body["total"], 5);
+    assert_eq!(body["total"], 6);
     assert_eq!(page2, all[2..4].to_vec());
     let (page3, _) = trail(&app, &admin, "per_page=2&page=3").await;
     assert_eq!(page3, all[4..].to_vec());
@@ -63,7 +68,7 @@ async fn pages_and_filters_narrow_the_trail_and_bad_values_get_400(app: TestApp)
     let (none, _) = trail(&app, &admin, "action=logout").await;
     assert!(none.is_empty());
     let (recent, _) = trail(&app, &admin, "since=1h").await;
-    assert_eq!(recent.len(), 5);
+    assert_eq!(recent.len(), 6);
     let (future, _) = trail(&app, &admin, "since=2999-01-01T00:00:00Z").await;
     assert!(future.is_empty());
 
