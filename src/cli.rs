@@ -7,7 +7,9 @@ use std::io::{IsTerminal as _, Read as _};
 use clap::{Parser, Subcommand};
 
 use crate::{
+    audit::{query, Action, Actor, Audit, AuditEvent, RevokedBy},
     config::Config,
+    db::Db,
     domain::EndReason,
     domain::{Password, RoleName, Username},
     startup::{open_sessions, open_user_store},
@@ -37,6 +39,29 @@ pub enum Command {
     /// List and end sessions (needs REDIS_URL: the CLI reads the shared store).
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Read the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit events, newest first.
+    List {
+        /// Only events where this user is the actor or the target.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this action (login.success, session.revoked, …).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only events since this time: RFC 3339, a date (YYYY-MM-DD) or a
+        /// span back from now (30m, 12h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,8 +146,14 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Users(cmd) => run_users(cmd, config).await?,
         Command::Sessions(cmd) => run_sessions(cmd, config).await?,
+        Command::Audit(cmd) => run_audit(cmd, config).await?,
     }
     Ok(())
+}
+
+/// An audit event of `action` by the command line.
+fn by_cli(action: Action) -> AuditEvent {
+    AuditEvent::new(action, Actor::Cli)
 }
 
 async fn run_sessions(cmd: SessionsCommand, config: Config) -> anyhow::Result<()> {
@@ -134,29 +165,12 @@ async fn run_sessions(cmd: SessionsCommand, config: Config) -> anyhow::Result<()
     }
     let db = open_user_store(&config).await?;
     let sessions = open_sessions(&config).await?;
-    let user_id = |name: Option<String>| {
-        let db = db.clone();
-        async move {
-            let Some(name) = name else {
-                return anyhow::Ok(None);
-            };
-            let name = parse_name(&name)?;
-            let user = db
-                .find_user_by_username(&name)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no such user: {name}"))?;
-            anyhow::Ok(Some(user.id))
-        }
-    };
+    let audit = Audit::start_writer_only(db.clone());
+    let user_id = |name: Option<String>| user_id_of(&db, name);
     match cmd {
         SessionsCommand::List { user } => {
             let user_id = user_id(user).await?;
-            let names: std::collections::HashMap<_, _> = db
-                .list_users()
-                .await?
-                .into_iter()
-                .map(|u| (u.id, u.username))
-                .collect();
+            let names = usernames(&db).await?;
             println!(
                 "{:<32}  {:<16}  {:<20}  {:<20}  {:<20}  {:<15}  {:>7}  AGENT",
                 "ID", "USER", "CREATED", "LAST SEEN", "EXPIRES", "IP", "SOCKETS"
@@ -188,9 +202,11 @@ async fn run_sessions(cmd: SessionsCommand, config: Config) -> anyhow::Result<()
             }
         }
         SessionsCommand::Revoke { id: Some(id), .. } => {
+            let owner = sessions.load(&id).await?.and_then(|s| s.user_id);
             if !sessions.revoke(&id, EndReason::Admin).await? {
                 anyhow::bail!("no such session: {id}");
             }
+            audit_revoked(&audit, owner, std::slice::from_ref(&id));
             println!("session {id} ended");
         }
         SessionsCommand::Revoke { user, .. } => {
@@ -198,16 +214,34 @@ async fn run_sessions(cmd: SessionsCommand, config: Config) -> anyhow::Result<()
             let Some(user_id) = user_id(user).await? else {
                 anyhow::bail!("give a session id or --user NAME");
             };
-            let ended = sessions.revoke_user(user_id, EndReason::Admin).await?;
-            println!("{ended} session(s) of {name} ended");
+            let ended = sessions
+                .revoke_user_listed(user_id, EndReason::Admin)
+                .await?;
+            audit_revoked(&audit, Some(user_id), &ended);
+            println!("{} session(s) of {name} ended", ended.len());
         }
     }
+    audit.flush().await;
     Ok(())
+}
+
+fn audit_revoked(audit: &Audit, owner: Option<uuid::Uuid>, sids: &[String]) {
+    for sid in sids {
+        let mut event = by_cli(Action::SessionRevoked)
+            .target_session(sid)
+            .detail("reason", EndReason::Admin)
+            .detail("by", RevokedBy::Cli.as_str());
+        if let Some(owner) = owner {
+            event = event.target_user(owner);
+        }
+        audit.record(event);
+    }
 }
 
 async fn run_users(cmd: UsersCommand, config: Config) -> anyhow::Result<()> {
     // Validate arguments before touching anything.
     let db = open_user_store(&config).await?;
+    let audit = Audit::start_writer_only(db.clone());
     match cmd {
         UsersCommand::Add {
             name,
@@ -217,6 +251,11 @@ async fn run_users(cmd: UsersCommand, config: Config) -> anyhow::Result<()> {
             let (name, roles) = (parse_name(&name)?, parse_roles(&roles)?);
             let password = read_password(password_stdin)?;
             let user = users::add_user(&db, &name, password, &roles).await?;
+            let event = by_cli(Action::UserCreated)
+                .target_user(user.id)
+                .detail("username", &user.username)
+                .detail("roles", &user.roles);
+            audit.record(event);
             println!(
                 "created {} ({}) roles={}",
                 user.username,
@@ -240,15 +279,98 @@ async fn run_users(cmd: UsersCommand, config: Config) -> anyhow::Result<()> {
         UsersCommand::SetRoles { name, roles } => {
             let (name, roles) = (parse_name(&name)?, parse_roles(&roles)?);
             let sessions = open_sessions(&config).await?;
+            let before = db.find_user_by_username(&name).await?.map(|u| u.roles);
             let user = users::set_roles(&db, &sessions, &name, &roles).await?;
+            let event = by_cli(Action::UserRolesChanged)
+                .target_user(user.id)
+                .detail("before", before)
+                .detail("after", &user.roles);
+            audit.record(event);
             println!("{} roles={}", user.username, user.roles.join(","));
         }
         UsersCommand::Disable { name } => {
             let name = parse_name(&name)?;
             let sessions = open_sessions(&config).await?;
             let user = users::disable(&db, &sessions, &name).await?;
+            audit.record(by_cli(Action::UserDisabled).target_user(user.id));
             println!("{} disabled; their sessions and sockets end", user.username);
         }
+    }
+    audit.flush().await;
+    Ok(())
+}
+
+async fn run_audit(cmd: AuditCommand, config: Config) -> anyhow::Result<()> {
+    let AuditCommand::List {
+        user,
+        action,
+        since,
+        limit,
+    } = cmd;
+    let db = open_user_store(&config).await?;
+    let user_id = user_id_of(&db, user).await?;
+    let filter = query::filter(user_id, action.as_deref(), since.as_deref())?;
+    let (total, entries) = db.audit_page(filter, 0, limit).await?;
+    print_audit(&db, &entries).await?;
+    if total as usize > entries.len() {
+        println!(
+            "({} of {total} shown; narrow the filter or raise --limit)",
+            entries.len()
+        );
+    }
+    Ok(())
+}
+
+/// The id of the user named `name`, if a name is given.
+async fn user_id_of(db: &Db, name: Option<String>) -> anyhow::Result<Option<uuid::Uuid>> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    let name = parse_name(&name)?;
+    let user = db
+        .find_user_by_username(&name)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no such user: {name}"))?;
+    Ok(Some(user.id))
+}
+
+/// Every user's name by id.
+async fn usernames(db: &Db) -> anyhow::Result<std::collections::HashMap<uuid::Uuid, String>> {
+    Ok(db
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.username))
+        .collect())
+}
+
+async fn print_audit(db: &Db, entries: &[crate::db::StoredAuditEntry]) -> anyhow::Result<()> {
+    let names = usernames(db).await?;
+    let name = |id: Option<uuid::Uuid>| id.and_then(|id| names.get(&id).cloned());
+    println!(
+        "{:<20}  {:<18}  {:<20}  {:<20}  {:<32}  {:<15}  DETAILS",
+        "AT", "ACTION", "ACTOR", "TARGET USER", "TARGET SESSION", "IP"
+    );
+    for stored in entries {
+        let e = &stored.entry;
+        let actor = match (&e.actor_user_id, name(e.actor_user_id)) {
+            (_, Some(n)) => n,
+            (Some(id), None) => id.to_string(),
+            (None, None) => e.actor.clone(),
+        };
+        let target = name(e.target_user_id)
+            .or(e.target_user_id.map(|id| id.to_string()))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<20}  {:<18}  {:<20}  {:<20}  {:<32}  {:<15}  {}",
+            crate::time::rfc3339(e.at.timestamp_millis()),
+            e.action,
+            actor,
+            target,
+            e.target_session_id.as_deref().unwrap_or("-"),
+            e.client_ip.as_deref().unwrap_or("-"),
+            e.details
+        );
     }
     Ok(())
 }

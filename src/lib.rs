@@ -3,14 +3,15 @@
 //! start the server through [`startup::Application`].
 //!
 //! Floors, lowest first (a module imports only from its own floor or below):
-//! `time`, `domain`, `metrics` → `config`, `db`, `redis_link`, `events` → `sessions` → `auth` →
-//! `ws`, `stats` → `state` → the routes (`auth`, `admin`, `demo_messages`, `health`,
+//! `time`, `domain`, `metrics` → `config`, `db`, `redis_link`, `events` → `audit` → `sessions` →
+//! `auth` → `ws`, `stats` → `state` → the routes (`auth`, `admin`, `demo_messages`, `health`,
 //! `ws::route`) and the middleware beside them (`csrf`, `security_headers`,
 //! `metrics_http`)
 //! → `startup` → `cli`.
 
 pub mod admin;
 pub mod api_docs;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

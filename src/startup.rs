@@ -20,6 +20,7 @@ use anyhow::Context as _;
 
 use crate::{
     admin, api_docs,
+    audit::{Action, Actor, Audit, AuditEvent},
     auth::{
         self,
         throttle::{Limits, LoginThrottle},
@@ -122,14 +123,23 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let mut db = open_user_store(&config).await?;
-        crate::users::bootstrap_admin(&db, &config).await?;
+        let audit = Audit::start(db.clone(), config.audit_retention);
+        if let Some(admin) = crate::users::bootstrap_admin(&db, &config).await? {
+            let event = AuditEvent::new(Action::UserCreated, Actor::System)
+                .target_user(admin.id)
+                .detail("username", &admin.username)
+                .detail("roles", &admin.roles);
+            audit.record(event);
+        }
         // Without Redis nothing announces `tether users …` run beside this
         // server; a SQLite store can tell us itself.
         if config.redis.is_none() {
             db.watch_other_processes()?;
         }
         let metrics = Arc::new(Metrics::new().with_process_metrics());
-        let sessions = open_counted_sessions(&config, metrics.clone()).await?;
+        let sessions = open_counted_sessions(&config, metrics.clone())
+            .await?
+            .with_audit(audit.clone());
         if config.redis.is_none() {
             log::warn!(
                 "event=in_process_sessions note=\"REDIS_URL unset: sessions are neither shared between instances nor kept across restarts\""
@@ -208,6 +218,7 @@ impl Application {
             ws_handlers,
             metrics,
             stats,
+            audit,
         });
         let server = http_server(state.clone(), key, listener)?;
         log::info!(
@@ -277,6 +288,8 @@ impl Application {
         // must be polled for the stop command to be acted on.
         let (_, result) = tokio::join!(handle.stop(true), &mut server);
         result?;
+        // Events of the last requests are still queued: store them.
+        self.state.audit.flush().await;
         log::info!("event=shutdown_done");
         Ok(())
     }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::{
+    audit::Audit,
     auth::{throttle::LoginThrottle, AccessCache, Hasher},
     config::Config,
     db::Db,
@@ -29,4 +30,6 @@ pub struct AppState {
     /// This process's metrics (`metrics`), and the per-second series made of them.
     pub metrics: Arc<Metrics>,
     pub stats: LiveStats,
+    /// The audit trail (`crate::audit`).
+    pub audit: Audit,
 }

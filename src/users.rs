@@ -206,13 +206,18 @@ async fn announce_change(sessions: &Sessions, user_id: Uuid) -> Result<(), UserE
 /// Creates the first admin when the user store is empty, with
 /// `TETHER_ADMIN_PASSWORD` or a random password printed once to the log.
 /// Under the start-up lock: of instances starting together, one creates it.
-pub async fn bootstrap_admin(db: &Db, config: &crate::config::Config) -> Result<(), UserError> {
+/// Returns the admin if this call created it.
+pub async fn bootstrap_admin(
+    db: &Db,
+    config: &crate::config::Config,
+) -> Result<Option<UserRecord>, UserError> {
     use rand::distr::{Alphanumeric, SampleString};
 
     let lock = db.startup_lock().await?;
     let db: &Db = &lock;
     if db.count_users().await? > 0 {
-        return Ok(lock.release().await?);
+        lock.release().await?;
+        return Ok(None);
     }
     let username = &config.admin_username;
     let (password, generated) = match &config.admin_password {
@@ -226,16 +231,23 @@ pub async fn bootstrap_admin(db: &Db, config: &crate::config::Config) -> Result<
         }
     };
     let admin = RoleName::parse("admin").map_err(|e| anyhow::anyhow!(e))?;
-    match add_user(db, username, password.clone(), &[admin]).await {
-        Ok(_) if generated => log::warn!(
-            "event=admin_created username={username} password={} note=\"generated; shown only this once; set TETHER_ADMIN_PASSWORD or change it\"",
-            password.expose()
-        ),
-        Ok(_) => log::info!("event=admin_created username={username}"),
+    let created = match add_user(db, username, password.clone(), &[admin]).await {
+        Ok(user) => {
+            if generated {
+                log::warn!(
+                    "event=admin_created username={username} password={} note=\"generated; shown only this once; set TETHER_ADMIN_PASSWORD or change it\"",
+                    password.expose()
+                );
+            } else {
+                log::info!("event=admin_created username={username}");
+            }
+            Some(user)
+        }
         // Created meanwhile by a process that takes no start-up lock
         // (`tether users add`, or an older tether during an upgrade).
-        Err(UserError::Db(DbError::UsernameTaken)) => {}
+        Err(UserError::Db(DbError::UsernameTaken)) => None,
         Err(e) => return Err(e),
-    }
-    Ok(lock.release().await?)
+    };
+    lock.release().await?;
+    Ok(created)
 }

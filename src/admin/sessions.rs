@@ -4,23 +4,25 @@
 
 use std::collections::HashMap;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::UserIdPath;
+use super::{paging, user_id_filter, UserIdPath};
 use crate::{
-    auth::{extractors::perm, own_sessions::Ended, Authorized},
+    audit::{Action, RevokedBy},
+    auth::{
+        extractors::{audit_event, perm},
+        own_sessions::Ended,
+        Authorized,
+    },
     domain::EndReason,
     error::{ApiError, ErrorBody},
     error_docs,
     sessions::SessionSummary,
     state::AppState,
 };
-
-pub const DEFAULT_PER_PAGE: usize = 50;
-pub const MAX_PER_PAGE: usize = 200;
 
 type Admin = Authorized<perm::AdminSessions>;
 
@@ -66,21 +68,6 @@ pub struct SessionPage {
     pub total: usize,
 }
 
-/// `page` from 1; `per_page` 1–200 (default 50).
-fn paging(q: &ListQuery) -> Result<(usize, usize), ApiError> {
-    let page = q.page.unwrap_or(1);
-    let per_page = q.per_page.unwrap_or(DEFAULT_PER_PAGE);
-    if page == 0 {
-        return Err(ApiError::BadRequest("page starts at 1".into()));
-    }
-    if !(1..=MAX_PER_PAGE).contains(&per_page) {
-        return Err(ApiError::BadRequest(format!(
-            "per_page must be 1-{MAX_PER_PAGE}"
-        )));
-    }
-    Ok((page, per_page))
-}
-
 /// List sessions (everyone's, or one user's), newest first, a page at a time.
 #[utoipa::path(
     get, path = "/api/admin/sessions", tag = "admin", operation_id = "list_sessions",
@@ -99,14 +86,8 @@ async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (page, per_page) = paging(&query)?;
-    let user_id = match query.user_id.as_deref() {
-        Some(raw) => Some(
-            Uuid::parse_str(raw)
-                .map_err(|_| ApiError::BadRequest("user_id is not a UUID".into()))?,
-        ),
-        None => None,
-    };
+    let (page, per_page) = paging(query.page, query.per_page)?;
+    let user_id = user_id_filter(query.user_id.as_deref())?;
     let (total, sessions) = state
         .sessions
         .list_page(user_id, (page - 1) * per_page, per_page)
@@ -151,11 +132,15 @@ async fn list(
     ),
 )]
 async fn end_one(
-    _: Admin,
+    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    // Whose it was, for the audit trail.
+    let owner = state.sessions.load(&id).await?.and_then(|s| s.user_id);
     if state.sessions.revoke(&id, EndReason::Admin).await? {
+        audit_ended(&req, &admin, &state, owner, &[id.into_inner()]);
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::NotFound)
@@ -176,7 +161,8 @@ async fn end_one(
     ),
 )]
 async fn end_users(
-    _: Admin,
+    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
     UserIdPath(user_id): UserIdPath,
 ) -> Result<HttpResponse, ApiError> {
@@ -187,7 +173,28 @@ async fn end_users(
         .ok_or(ApiError::NotFound)?;
     let ended = state
         .sessions
-        .revoke_user(user_id, EndReason::Admin)
+        .revoke_user_listed(user_id, EndReason::Admin)
         .await?;
-    Ok(HttpResponse::Ok().json(Ended { ended }))
+    audit_ended(&req, &admin, &state, Some(user_id), &ended);
+    Ok(HttpResponse::Ok().json(Ended { ended: ended.len() }))
+}
+
+/// An admin ended these sessions (of `owner`, when known).
+fn audit_ended(
+    req: &HttpRequest,
+    admin: &Admin,
+    state: &AppState,
+    owner: Option<Uuid>,
+    sids: &[String],
+) {
+    for sid in sids {
+        let mut event = audit_event(req, Action::SessionRevoked, admin.user.actor())
+            .target_session(sid)
+            .detail("reason", EndReason::Admin)
+            .detail("by", RevokedBy::Admin.as_str());
+        if let Some(owner) = owner {
+            event = event.target_user(owner);
+        }
+        state.audit.record(event);
+    }
 }

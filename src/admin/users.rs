@@ -13,7 +13,11 @@ use uuid::Uuid;
 
 use super::UserIdPath;
 use crate::{
-    auth::{extractors::perm, password_routes, Authorized},
+    audit::{Action, AuditEvent},
+    auth::{
+        extractors::{audit_event, perm},
+        password_routes, Authorized,
+    },
     db::UserRecord,
     domain::{ParseError, Password, PermissionSet, RoleName, Username},
     error::{ApiError, ErrorBody},
@@ -123,6 +127,11 @@ pub struct CreateBody {
     roles: Vec<String>,
 }
 
+/// An audit event of `action` by `admin` about user `target`.
+fn audited(req: &HttpRequest, admin: &Admin, action: Action, target: Uuid) -> AuditEvent {
+    audit_event(req, action, admin.user.actor()).target_user(target)
+}
+
 /// Create a user.
 #[utoipa::path(
     post, path = "/api/admin/users", tag = "admin", operation_id = "create_user",
@@ -139,7 +148,8 @@ pub struct CreateBody {
     ),
 )]
 async fn create(
-    _admin: Admin,
+    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -152,6 +162,10 @@ async fn create(
     let password = Password::parse_new(password).map_err(bad_request)?;
     let roles = parse_roles(&roles)?;
     let user = users::create_user(&state.db, &state.hasher, &username, password, &roles).await?;
+    let event = audited(&req, &admin, Action::UserCreated, user.id)
+        .detail("username", &user.username)
+        .detail("roles", &user.roles);
+    state.audit.record(event);
     Ok(HttpResponse::Created().json(user_json(user)))
 }
 
@@ -181,13 +195,19 @@ pub struct RolesBody {
     ),
 )]
 async fn set_roles(
-    _admin: Admin,
+    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
     UserIdPath(id): UserIdPath,
     body: web::Json<RolesBody>,
 ) -> Result<HttpResponse, ApiError> {
     let roles = parse_roles(&body.roles)?;
+    let before = state.db.find_user(id).await?.ok_or(ApiError::NotFound)?;
     let user = users::set_roles_by_id(&state.db, &state.sessions, id, &roles).await?;
+    let event = audited(&req, &admin, Action::UserRolesChanged, id)
+        .detail("before", before.roles)
+        .detail("after", &user.roles);
+    state.audit.record(event);
     Ok(HttpResponse::Ok().json(user_json(user)))
 }
 
@@ -219,6 +239,7 @@ pub struct PatchBody {
     ),
 )]
 async fn set_disabled(
+    req: HttpRequest,
     admin: Admin,
     state: web::Data<AppState>,
     UserIdPath(id): UserIdPath,
@@ -231,6 +252,11 @@ async fn set_disabled(
         ));
     }
     let user = users::set_disabled(&state.db, &state.sessions, id, body.disabled).await?;
+    let action = match body.disabled {
+        true => Action::UserDisabled,
+        false => Action::UserEnabled,
+    };
+    state.audit.record(audited(&req, &admin, action, id));
     Ok(HttpResponse::Ok().json(user_json(user)))
 }
 
@@ -283,5 +309,7 @@ async fn set_password(
     }
     let (db, sessions, hasher) = (&state.db, &state.sessions, &state.hasher);
     users::set_password(db, sessions, hasher, id, password, None).await?;
+    let event = audited(&req, &admin, Action::PasswordChanged, id).detail("by", "admin");
+    state.audit.record(event);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -38,6 +38,7 @@ The WebSocket protocol at `/ws` is described by the AsyncAPI document at `/api/a
         admin::sessions::end_one,
         admin::sessions::end_users,
         admin::stats::stats,
+        admin::audit::list,
         admin::users::list,
         admin::users::create,
         admin::users::set_disabled,

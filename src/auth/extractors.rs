@@ -7,7 +7,13 @@ use std::{future::Future, marker::PhantomData, pin::Pin, sync::Arc};
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 
 use super::UserAccess;
-use crate::{domain::Permission, error::ApiError, sessions::CurrentSession, state::AppState};
+use crate::{
+    audit::{Action, Actor, AuditEvent},
+    domain::Permission,
+    error::ApiError,
+    sessions::{client::audit_client, CurrentSession},
+    state::AppState,
+};
 
 fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>()
@@ -32,6 +38,22 @@ impl CurrentUser {
             _ => Err(ApiError::Unauthenticated),
         }
     }
+}
+
+impl CurrentUser {
+    /// This user, acting through this session, as the audit trail names them.
+    pub fn actor(&self) -> Actor {
+        Actor::user(self.access.id, &self.session.sid)
+    }
+}
+
+/// An audit event of `action` by `actor`, from the client that sent `req`.
+pub fn audit_event(req: &HttpRequest, action: Action, actor: Actor) -> AuditEvent {
+    let client = match state(req) {
+        Ok(state) => audit_client(req, &state.config.trusted_proxies),
+        Err(_) => audit_client(req, &[]),
+    };
+    AuditEvent::new(action, actor).client(client)
 }
 
 impl FromRequest for CurrentUser {
@@ -65,6 +87,7 @@ pub mod perm {
     marker!(ReadAdminMessages => ReadAdminMessages);
     marker!(AdminUsers => AdminUsers);
     marker!(AdminSessions => AdminSessions);
+    marker!(AdminAudit => AdminAudit);
 }
 
 /// A signed-in user holding permission `P`; 401 if not signed in, 403 if not allowed.

@@ -3,11 +3,13 @@
 //! `DELETE /api/auth/sessions` (sign out everywhere else).
 
 use actix_identity::Identity;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::{extractors::audit_event, routes::audit_logout};
 use crate::{
+    audit::{Action, RevokedBy},
     auth::CurrentUser,
     domain::EndReason,
     error::{ApiError, ErrorBody},
@@ -88,6 +90,7 @@ async fn list_mine(
     ),
 )]
 async fn end_one(
+    req: HttpRequest,
     user: CurrentUser,
     identity: Identity,
     state: web::Data<AppState>,
@@ -101,9 +104,11 @@ async fn end_one(
     }
     if sid == user.session.sid {
         // This device: a normal logout, which also clears the cookie.
+        state.audit.record(audit_logout(&req, &user.session));
         identity.logout();
     } else {
         state.sessions.revoke(&sid, EndReason::Logout).await?;
+        audit_ended(&req, &state, &user, &[sid]);
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -120,12 +125,26 @@ async fn end_one(
     ),
 )]
 async fn end_all_others(
+    req: HttpRequest,
     user: CurrentUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let ended = state
         .sessions
-        .revoke_user_except(user.access.id, Some(&user.session.sid), EndReason::Logout)
+        .revoke_user_except_listed(user.access.id, Some(&user.session.sid), EndReason::Logout)
         .await?;
-    Ok(HttpResponse::Ok().json(Ended { ended }))
+    audit_ended(&req, &state, &user, &ended);
+    Ok(HttpResponse::Ok().json(Ended { ended: ended.len() }))
+}
+
+/// The user ended these sessions of their own from this one.
+fn audit_ended(req: &HttpRequest, state: &AppState, user: &CurrentUser, sids: &[String]) {
+    for sid in sids {
+        let event = audit_event(req, Action::SessionRevoked, user.actor())
+            .target_user(user.access.id)
+            .target_session(sid)
+            .detail("reason", EndReason::Logout)
+            .detail("by", RevokedBy::SelfService.as_str());
+        state.audit.record(event);
+    }
 }

@@ -5,8 +5,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{throttle::Checked, CurrentUser};
+use super::{extractors::audit_event, throttle::Checked, CurrentUser};
 use crate::{
+    audit::Action,
     domain::{Password, Username},
     error::{ApiError, ErrorBody},
     error_docs,
@@ -86,7 +87,13 @@ pub async fn change_own(
         }
     });
     match changed.await? {
-        Checked::Right(()) => Ok(()),
+        Checked::Right(()) => {
+            let event = audit_event(req, Action::PasswordChanged, user.actor())
+                .target_user(user.access.id)
+                .detail("by", "self");
+            state.audit.record(event);
+            Ok(())
+        }
         Checked::Wrong => Err(users::UserError::WrongPassword.into()),
     }
 }

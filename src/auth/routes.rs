@@ -6,8 +6,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{throttle::Checked, CurrentSession, CurrentUser, Me, UserJson};
+use super::{
+    extractors::audit_event, throttle::Checked, CurrentSession, CurrentUser, Me, UserJson,
+};
 use crate::{
+    audit::{Action, Actor},
     domain::{Password, Username},
     error::{ApiError, ErrorBody},
     error_docs,
@@ -72,7 +75,9 @@ async fn login(
         ));
     }
     let ip = client_ip(&req, &state.config.trusted_proxies);
-    let user_id = authenticate(&state, ip, &username, password).await?;
+    let user_id = authenticate(&state, ip, &username, password)
+        .await
+        .inspect_err(|e| audit_refused(&req, &state, &username, e))?;
     let access = state
         .access
         .get(user_id)
@@ -88,6 +93,22 @@ async fn login(
     Ok(HttpResponse::Ok().json(UserEnvelope {
         user: access.to_json(),
     }))
+}
+
+/// Records a refused sign-in: the name as typed (cut to 256 characters),
+/// never the password. A store that failed is not a refusal.
+fn audit_refused(req: &HttpRequest, state: &AppState, username: &str, e: &ApiError) {
+    let action = match e {
+        ApiError::InvalidCredentials => Action::LoginFailure,
+        ApiError::RateLimited(_) => Action::LoginThrottled,
+        _ => return,
+    };
+    let typed: String = username.chars().take(256).collect();
+    state.audit.record(
+        audit_event(req, action, Actor::Anonymous)
+            .target_named(&typed)
+            .detail("username", typed),
+    );
 }
 
 /// Checks a username and password, within the sign-in throttle. Unknown
@@ -152,16 +173,35 @@ async fn check_password(
         (status = 503, response = error_docs::Unavailable),
     ),
 )]
-async fn logout(req: HttpRequest, identity: Option<Identity>) -> HttpResponse {
+async fn logout(
+    req: HttpRequest,
+    identity: Option<Identity>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     if let Some(identity) = identity {
         if let Some(session) = CurrentSession::from_request(&req) {
             log::info!("event=logout sid={}", session.sid);
+            state.audit.record(audit_logout(&req, &session));
         }
         // Purges the session: the store deletes it and the bus closes its sockets
         // before this response is sent.
         identity.logout();
     }
     HttpResponse::NoContent().finish()
+}
+
+/// A user signing out of `session` (this device).
+pub(super) fn audit_logout(
+    req: &HttpRequest,
+    session: &CurrentSession,
+) -> crate::audit::AuditEvent {
+    audit_event(
+        req,
+        Action::Logout,
+        Actor::user(session.user_id, &session.sid),
+    )
+    .target_user(session.user_id)
+    .target_session(&session.sid)
 }
 
 /// Who am I: the user (current roles and permissions) and this session.

@@ -133,6 +133,9 @@ pub struct Config {
     /// How many argon2id hashes may run at once (`TETHER_MAX_CONCURRENT_HASHES`);
     /// default: the number of CPUs. Bounds the CPU sign-ins can take.
     pub max_concurrent_hashes: usize,
+    /// How long audit trail entries are kept (`TETHER_AUDIT_RETENTION_DAYS`,
+    /// 1–36500 days, default 90); older ones are pruned in the background.
+    pub audit_retention: Duration,
 }
 
 /// Raw key material for the cookie key. Kept as bytes so `Config` stays `Clone`
@@ -225,6 +228,7 @@ impl Config {
             admin_username: admin.admin_username,
             admin_password: admin.admin_password,
             web_dir: web_dir(&get)?,
+            audit_retention: parse::audit_retention(&get)?,
         })
     }
 

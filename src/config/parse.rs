@@ -389,3 +389,11 @@ pub(super) fn shutdown_grace(
 ) -> Result<Duration, ConfigError> {
     secs(get, "TETHER_SHUTDOWN_GRACE_SECS", 10)
 }
+
+/// How long audit entries are kept (`TETHER_AUDIT_RETENTION_DAYS`).
+pub(super) fn audit_retention(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Duration, ConfigError> {
+    number(get, "TETHER_AUDIT_RETENTION_DAYS", 90, 1, 36_500)
+        .map(|days| Duration::from_secs(days as u64 * 24 * 3600))
+}

@@ -220,3 +220,15 @@ fn debug_output_never_shows_secrets() {
     assert!(!dbg.contains("redispw"));
     assert!(!dbg.contains(&key));
 }
+
+#[test]
+fn audit_retention_is_whole_days_within_range() {
+    let day = Duration::from_secs(24 * 3600);
+    assert_eq!(config(&[]).unwrap().audit_retention, 90 * day);
+    let c = config(&[("TETHER_AUDIT_RETENTION_DAYS", "7")]).unwrap();
+    assert_eq!(c.audit_retention, 7 * day);
+    for bad in ["0", "-1", "1.5", "36501", "ninety"] {
+        let err = config(&[("TETHER_AUDIT_RETENTION_DAYS", bad)]).expect_err(bad);
+        assert_eq!(err.var, "TETHER_AUDIT_RETENTION_DAYS");
+    }
+}

@@ -3,10 +3,12 @@
 //!
 //! Layout: `pool` (backend choice, connections), `migrations`,
 //! `startup_lock` (one process at a time migrates or bootstraps), `schema`,
-//! `users` (row models beside their queries) and `last_admin` (nobody may
-//! take `admin:users` from the last enabled user holding it). This file is the async
+//! `users` (row models beside their queries), `last_admin` (nobody may
+//! take `admin:users` from the last enabled user holding it) and `audit_log`
+//! (the audit trail's table). This file is the async
 //! façade the rest of the crate calls.
 
+mod audit_log;
 mod change_probe;
 mod last_admin;
 mod migrations;
@@ -69,6 +71,40 @@ pub struct UserRecord {
     pub permissions: PermissionSet,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// One audit trail entry as stored (see `crate::audit` for what the fields
+/// hold). Plain data: the audit module builds it from typed values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub action: String,
+    pub actor: String,
+    pub actor_user_id: Option<Uuid>,
+    pub actor_session_id: Option<String>,
+    pub target_user_id: Option<Uuid>,
+    pub target_session_id: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// A JSON object.
+    pub details: serde_json::Value,
+}
+
+/// An entry read back, with its id (ids only grow).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAuditEntry {
+    pub id: i64,
+    pub entry: AuditEntry,
+}
+
+/// Which audit entries a listing wants; every field set narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Entries where this user is the actor or the target.
+    pub user_id: Option<Uuid>,
+    pub action: Option<String>,
+    /// At or after this time.
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// What sign-in needs to check a password.
@@ -283,6 +319,28 @@ impl Db {
         let password_hash = password_hash.to_owned();
         self.run(move |conn| users::set_password_hash(conn, id, &password_hash))
             .await
+    }
+
+    /// Appends audit entries in one transaction (all or none).
+    pub async fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<(), DbError> {
+        self.run(move |conn| audit_log::append(conn, &entries))
+            .await
+    }
+
+    /// How many audit entries match `filter`, and one page of them, newest first.
+    pub async fn audit_page(
+        &self,
+        filter: AuditFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(i64, Vec<StoredAuditEntry>), DbError> {
+        self.run(move |conn| audit_log::page(conn, &filter, offset, limit))
+            .await
+    }
+
+    /// Deletes audit entries older than `before`; returns how many.
+    pub async fn prune_audit(&self, before: DateTime<Utc>) -> Result<usize, DbError> {
+        self.run(move |conn| audit_log::prune(conn, before)).await
     }
 
     /// Runs blocking diesel work on tokio's blocking pool with a pooled

@@ -6,6 +6,22 @@
 // Keep in step with migrations/{postgres,sqlite}.
 
 diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        action -> Text,
+        actor -> Text,
+        actor_user_id -> Nullable<Text>,
+        actor_session_id -> Nullable<Text>,
+        target_user_id -> Nullable<Text>,
+        target_session_id -> Nullable<Text>,
+        client_ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        details -> Text,
+    }
+}
+
+diesel::table! {
     permissions (name) {
         name -> Text,
         description -> Nullable<Text>,
@@ -50,6 +66,7 @@ diesel::joinable!(user_roles -> roles (role));
 diesel::joinable!(user_roles -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    audit_events,
     permissions,
     role_permissions,
     roles,

@@ -139,8 +139,11 @@ pub(super) fn create(
     let id = Uuid::new_v4();
     let id_text = id.to_string();
     let now = now();
+    // Write first, then check the roles: on SQLite a transaction that reads
+    // before its first write fails at once ("database is locked") if
+    // another connection commits meanwhile (the audit writer, the CLI); one
+    // that writes first waits its turn for the lock instead.
     conn.transaction(|conn| {
-        ensure_roles_exist(conn, roles)?;
         diesel::insert_into(users::table)
             .values(NewUser {
                 id: &id_text,
@@ -160,6 +163,7 @@ pub(super) fn create(
                 }
                 other => other.into(),
             })?;
+        ensure_roles_exist(conn, roles)?;
         grant(conn, &id_text, roles)?;
         find_by_id(conn, id)?.ok_or(DbError::NotFound)
     })

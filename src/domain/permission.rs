@@ -15,15 +15,17 @@ pub enum Permission {
     ChatWrite,
     AdminUsers,
     AdminSessions,
+    AdminAudit,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 6] = [
         Permission::ReadAdminMessages,
         Permission::ChatRead,
         Permission::ChatWrite,
         Permission::AdminUsers,
         Permission::AdminSessions,
+        Permission::AdminAudit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -33,6 +35,7 @@ impl Permission {
             Permission::ChatWrite => "chat:write",
             Permission::AdminUsers => "admin:users",
             Permission::AdminSessions => "admin:sessions",
+            Permission::AdminAudit => "admin:audit",
         }
     }
 

@@ -56,6 +56,16 @@ pub fn user_agent(req: &HttpRequest) -> Option<&str> {
     req.headers().get(header::USER_AGENT)?.to_str().ok()
 }
 
+/// The client as the audit trail records it: bounded as a session's
+/// [`super::ClientMeta`] is.
+pub fn audit_client(req: &HttpRequest, proxies: &[IpNet]) -> crate::audit::Client {
+    let meta = super::ClientMeta::new(client_ip(req, proxies), user_agent(req));
+    crate::audit::Client {
+        ip: meta.ip,
+        user_agent: meta.user_agent,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,7 @@ pub use store::SessionStore;
 use std::sync::Arc;
 
 use crate::{
+    audit::{Action, Actor, Audit, AuditEvent, RevokedBy},
     domain::{Disappearance, EndReason},
     events::{Event, EventBus},
     metrics::Metrics,
@@ -86,6 +87,9 @@ pub struct Sessions {
     pub bus: EventBus,
     /// Sessions ended are counted here (`tether_sessions_ended_total`).
     metrics: Arc<Metrics>,
+    /// Where sign-ins and sessions that vanish on their own are recorded
+    /// (the server's; `None` for the CLI and for conformance tests).
+    audit: Option<Audit>,
 }
 
 impl Sessions {
@@ -102,6 +106,21 @@ impl Sessions {
             absolute,
             bus,
             metrics,
+            audit: None,
+        }
+    }
+
+    /// Records new sign-ins and sessions that end without tether ending them
+    /// (expiry, raw `DEL`) in `audit`.
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Records `event` in the audit trail, if this service has one.
+    pub(crate) fn audit(&self, event: AuditEvent) {
+        if let Some(audit) = &self.audit {
+            audit.record(event);
         }
     }
 
@@ -158,13 +177,22 @@ impl Sessions {
 
     /// Ends every session of a user (disabled, password changed, admin).
     pub async fn revoke_user(&self, user_id: Uuid, reason: EndReason) -> Result<usize, StoreError> {
+        Ok(self.revoke_user_listed(user_id, reason).await?.len())
+    }
+
+    /// As [`Sessions::revoke_user`], returning the ids of the sessions ended.
+    pub async fn revoke_user_listed(
+        &self,
+        user_id: Uuid,
+        reason: EndReason,
+    ) -> Result<Vec<String>, StoreError> {
         let sids =
             on_backend!(&self.backend, b => b.delete_user_sessions(user_id, reason.as_str()))?;
         for sid in &sids {
             self.count_own_end(reason);
             self.announce_ended(sid, reason).await;
         }
-        Ok(sids.len())
+        Ok(sids)
     }
 
     /// Ends every session of a user except `keep` (the caller's own, when a
@@ -175,10 +203,23 @@ impl Sessions {
         keep: Option<&str>,
         reason: EndReason,
     ) -> Result<usize, StoreError> {
-        let mut ended = 0;
+        Ok(self
+            .revoke_user_except_listed(user_id, keep, reason)
+            .await?
+            .len())
+    }
+
+    /// As [`Sessions::revoke_user_except`], returning the ids of the sessions ended.
+    pub async fn revoke_user_except_listed(
+        &self,
+        user_id: Uuid,
+        keep: Option<&str>,
+        reason: EndReason,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut ended = Vec::new();
         for (sid, _) in self.list_user_sessions(user_id).await? {
             if Some(sid.as_str()) != keep && self.revoke(&sid, reason).await? {
-                ended += 1;
+                ended.push(sid);
             }
         }
         Ok(ended)
@@ -219,6 +260,11 @@ impl Sessions {
     /// Why a session that is gone ended: its tombstone if this server or the
     /// CLI ended it, else what `seen` implies ([`EndReason::decide`]). A
     /// store that does not answer leaves only `seen` to go by.
+    ///
+    /// A session gone without a tombstone ended inside the store (expiry,
+    /// raw `DEL`), and every instance may notice it (keyspace notice, sweep,
+    /// a socket's deadline): the first to write the tombstone records it in
+    /// the audit trail, so it is recorded once cluster-wide.
     pub async fn why_ended(&self, sid: &str, seen: Disappearance) -> EndReason {
         let tombstone = match on_backend!(&self.backend, b => b.ended_reason(sid)) {
             Ok(raw) => raw.as_deref().and_then(EndReason::parse),
@@ -227,7 +273,32 @@ impl Sessions {
                 None
             }
         };
-        EndReason::decide(tombstone, seen)
+        if let Some(reason) = tombstone {
+            return reason;
+        }
+        let reason = EndReason::decide(None, seen);
+        if self.audit.is_some() && self.claim_ended(sid, reason).await {
+            let by = match reason {
+                EndReason::Expired => RevokedBy::Expiry,
+                _ => RevokedBy::RedisDelete,
+            };
+            self.audit(
+                AuditEvent::new(Action::SessionRevoked, Actor::System)
+                    .target_session(sid)
+                    .detail("reason", reason)
+                    .detail("by", by.as_str()),
+            );
+        }
+        reason
+    }
+
+    /// Whether this instance is the one to record how `sid` ended. A store
+    /// that does not answer: yes (recorded twice rather than never).
+    async fn claim_ended(&self, sid: &str, reason: EndReason) -> bool {
+        on_backend!(&self.backend, b => b.claim_ended(sid, reason.as_str())).unwrap_or_else(|e| {
+            log::warn!("event=tombstone_claim_failed sid={sid} error={e}");
+            true
+        })
     }
 
     /// Publishes this instance's open sockets per session.

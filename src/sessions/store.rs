@@ -14,7 +14,11 @@ use super::{
     backend::{NewSession, SessionBackend as _, SessionState, StoreError},
     on_backend, public_id, ClientMeta, CurrentSession, Sessions,
 };
-use crate::{domain::EndReason, time::now_ms};
+use crate::{
+    audit::{Action, Actor, AuditEvent},
+    domain::EndReason,
+    time::now_ms,
+};
 
 /// The adapter handed to `SessionMiddleware`.
 #[derive(Clone)]
@@ -75,8 +79,13 @@ impl actix_session::storage::SessionStore for SessionStore {
         let now = now_ms();
         let mut state = CurrentSession::storable(session_state);
         let client = ClientMeta::lift(&mut state);
+        let user_id = CurrentSession::user_of(&state);
+        let audit_client = crate::audit::Client {
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+        };
         let new = NewSession {
-            user_id: CurrentSession::user_of(&state),
+            user_id,
             client_ip: client.ip,
             user_agent: client.user_agent,
             state,
@@ -86,6 +95,16 @@ impl actix_session::storage::SessionStore for SessionStore {
         let ttl = ttl_ms(ttl);
         on_backend!(self.sessions.backend(), b => b.create(&sid, new, ttl, now))
             .map_err(|e| SaveError::Other(store_error(e)))?;
+        // A signed-in session is only ever created by a sign-in, and only
+        // here is its public id known: the sign-in is recorded here.
+        if let Some(user_id) = user_id {
+            self.sessions.audit(
+                AuditEvent::new(Action::LoginSuccess, Actor::user(user_id, &sid))
+                    .target_user(user_id)
+                    .target_session(&sid)
+                    .client(audit_client),
+            );
+        }
         SessionKey::try_from(key).map_err(|e| SaveError::Other(e.into()))
     }
 

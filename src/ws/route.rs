@@ -9,7 +9,8 @@ use super::{
     rate::MessageRate,
 };
 use crate::{
-    auth::CurrentUser,
+    audit::{Action, Actor},
+    auth::{extractors::audit_event, CurrentSession, CurrentUser},
     error::{ApiError, ErrorBody},
     error_docs,
     state::AppState,
@@ -70,6 +71,43 @@ async fn caps(state: &AppState, user_id: uuid::Uuid) -> Result<Caps, ApiError> {
     ),
 )]
 async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    open(req.clone(), body, state.clone())
+        .await
+        .inspect_err(|e| audit_refused(&req, &state, e))
+}
+
+/// Records a refused upgrade (bad origin, not signed in, a socket cap);
+/// per-message refusals are not audited.
+fn audit_refused(req: &HttpRequest, state: &AppState, e: &ApiError) {
+    let reason = match e {
+        ApiError::OriginNotAllowed => "origin",
+        ApiError::Unauthenticated => "unauthenticated",
+        ApiError::TooManyConnections => "cap",
+        _ => return,
+    };
+    let session = CurrentSession::from_request(req);
+    let actor = match &session {
+        Some(s) => Actor::user(s.user_id, &s.sid),
+        None => Actor::Anonymous,
+    };
+    let origin = req.headers().get(header::ORIGIN).map(|o| {
+        let origin = String::from_utf8_lossy(o.as_bytes());
+        origin.chars().take(256).collect::<String>()
+    });
+    let mut event = audit_event(req, Action::WsRefused, actor)
+        .detail("reason", reason)
+        .detail("origin", origin);
+    if let Some(s) = session {
+        event = event.target_user(s.user_id).target_session(&s.sid);
+    }
+    state.audit.record(event);
+}
+
+async fn open(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,

@@ -60,7 +60,11 @@ async fn login_returns_the_user_and_a_hardened_session_cookie(app: TestApp) {
     assert_eq!(body["user"]["username"], "admin");
     assert_eq!(body["user"]["roles"], json!(["admin"]));
     let permissions = body["user"]["permissions"].as_array().unwrap();
-    assert_eq!(permissions.len(), 5, "admin holds every permission");
+    assert_eq!(
+        permissions.len(),
+        tether::domain::Permission::ALL.len(),
+        "admin holds every permission"
+    );
     assert!(body["user"]["id"].as_str().unwrap().len() == 36);
 }
 

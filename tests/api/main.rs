@@ -11,6 +11,7 @@ mod admin_guard_rails;
 mod admin_users;
 mod api_docs;
 mod architecture;
+mod audit;
 mod auth;
 mod browser;
 mod cli;

@@ -34,7 +34,7 @@
 // open(who, { width, height }) → page, close() }; common.mjs runs it.
 
 import {
-  ADMIN, ALICE, BASE, BOB, REVOCATION_LIMIT_MS, adminApi, check, waitForText, waitInPage, waitUntil,
+  ACTION_TIMEOUT_MS, ADMIN, ALICE, BASE, BOB, REVOCATION_LIMIT_MS, adminApi, check, waitForText, waitInPage, waitUntil,
 } from './common.mjs';
 import { clientModuleSteps } from './client-module.mjs';
 
@@ -274,6 +274,34 @@ export async function scenario(driver, { step, shot, open, pages }) {
       await total('messages', 'ok') > messages && await total('logins', 'success') > signIns), 12_000);
     check(await admin.eval(pointsOf, okLine) !== linePoints, 'the ok line did not move');
     await shot(admin, '11b-admin-live');
+  });
+
+  await step('the audit list shows a sign-in just made, linked to that user\'s sessions', async () => {
+    const agent = `audit-step-${driver.name}`;
+    const res = await fetch(`${BASE}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'User-Agent': agent },
+      body: JSON.stringify({ username: ALICE.name, password: ALICE.password }),
+      signal: AbortSignal.timeout(ACTION_TIMEOUT_MS),
+    });
+    check(res.status === 200, `${ALICE.name}'s sign-in: HTTP ${res.status}`);
+    await admin.select('#admin-audit-user', ALICE.name);
+    await admin.select('#admin-audit-action', 'login.success');
+    const newest = '#admin-audit tbody tr:first-child';
+    await admin.waitFor(`${newest}[data-username="${ALICE.name}"] span[title="${agent}"]`);
+    await shot(admin, '11b-admin-audit');
+    await admin.click(`${newest} button.link`);
+    await waitInPage(admin, `the Sessions panel listing only ${ALICE.name}'s sessions`, (name) => {
+      const rows = [...document.querySelectorAll('#admin-sessions tbody tr')];
+      return document.querySelector('#admin-session-user')?.selectedOptions[0]?.textContent === name
+        && rows.length > 0 && rows.every((tr) => tr.dataset.username === name);
+    }, ALICE.name);
+    // Leave alice with her one browser session, as the next steps expect.
+    const cookie = res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    const out = await fetch(`${BASE}/api/auth/logout`, { method: 'POST', headers: { Cookie: cookie } });
+    check(out.status === 204, `signing that session out: HTTP ${out.status}`);
+    await waitInPage(admin, `the Sessions panel without that session`, () => document
+      .querySelectorAll('#admin-sessions tbody tr').length === 1);
   });
 
   await step('the admin screens on a phone-sized window', async () => {

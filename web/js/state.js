@@ -31,7 +31,7 @@ export function can(permission) {
 }
 
 export function canAdmin() {
-  return can('admin:users') || can('admin:sessions');
+  return can('admin:users') || can('admin:sessions') || can('admin:audit');
 }
 
 export function clearState() {

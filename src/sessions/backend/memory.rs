@@ -327,6 +327,15 @@ impl SessionBackend for MemoryBackend {
         Ok(self.lock().tombstones.reason(sid))
     }
 
+    async fn claim_ended(&self, sid: &str, reason: &str) -> Result<bool, StoreError> {
+        let mut sessions = self.lock();
+        if sessions.tombstones.reason(sid).is_some() {
+            return Ok(false);
+        }
+        sessions.tombstones.insert(sid, reason);
+        Ok(true)
+    }
+
     async fn existing(&self, sids: &[String], now_ms: i64) -> Result<Vec<bool>, StoreError> {
         let mut sessions = self.lock();
         Ok(sids

@@ -164,6 +164,15 @@ pub trait SessionBackend: Send + Sync + 'static {
         &self,
         sid: &str,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Writes a tombstone holding `reason` unless the sid already has one;
+    /// `true` if this call wrote it. For a session that vanished without
+    /// one (expired, raw `DEL`): of all the instances that notice, the one
+    /// whose claim wins records it in the audit trail.
+    fn claim_ended(
+        &self,
+        sid: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// For each sid, whether its session still exists and is before its
     /// absolute deadline; batched, for sweeps over every live socket.
     fn existing(

@@ -479,6 +479,19 @@ impl SessionBackend for RedisBackend {
         with_deadline("read tombstone", get.query_async(&mut connection)).await
     }
 
+    async fn claim_ended(&self, sid: &str, reason: &str) -> Result<bool, StoreError> {
+        let mut set = redis::cmd("SET");
+        set.arg(self.ended_key(sid))
+            .arg(reason)
+            .arg("NX")
+            .arg("PX")
+            .arg(TOMBSTONE_TTL_MS);
+        let mut connection = self.conn();
+        let written: Option<String> =
+            with_deadline("claim tombstone", set.query_async(&mut connection)).await?;
+        Ok(written.is_some())
+    }
+
     async fn existing(&self, sids: &[String], now_ms: i64) -> Result<Vec<bool>, StoreError> {
         listing::existing(self, sids, now_ms).await
     }

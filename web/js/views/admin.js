@@ -1,12 +1,14 @@
 // Admin: users (create, roles, disable/enable; needs admin:users) and
 // sessions (filter by user, revoke one or all of a user's, live socket
-// counts; needs admin:sessions). Each part appears only with its permission.
+// counts; needs admin:sessions) and the audit trail (views/audit.js; needs
+// admin:audit). Each part appears only with its permission.
 
 import { tether, describe } from '../client.js';
 import { h, replace, nextId, ago, timeEl, browserName } from '../dom.js';
 import { state, on, can, canAdmin, ROLE_HINTS } from '../state.js';
-import { dataTable, autoRefresh, updatedAt, actionRunner } from './parts.js';
+import { dataTable, autoRefresh, updatedAt, actionRunner, renderPager, fillUserOptions } from './parts.js';
 import { livePanel } from './admin-live.js';
+import { auditPanel } from './audit.js';
 
 const PER_PAGE = 50;
 
@@ -19,21 +21,23 @@ export function adminView() {
     const title = h('h1', { tabindex: '-1' }, 'Admin');
     if (!canAdmin()) {
       replace(el, title, h('p', { class: 'notice warning', role: 'status', id: 'admin-no-access' },
-        'You do not have access to this page. It needs admin:users or admin:sessions.'));
+        'You do not have access to this page. It needs admin:users, admin:sessions or admin:audit.'));
       return;
     }
     // Usernames by id, shared so the sessions filter can name users.
     const directory = new Map();
     const sessions = can('admin:sessions') ? sessionsPanel(directory) : null;
-    const users = can('admin:users') ? usersPanel(directory, () => sessions?.usersChanged()) : null;
+    const audit = can('admin:audit') ? auditPanel(directory, sessions?.showUser) : null;
+    const users = can('admin:users')
+      ? usersPanel(directory, () => { sessions?.usersChanged(); audit?.usersChanged(); }) : null;
     const live = can('admin:sessions') ? livePanel() : null;
-    panels = [users, sessions, live].filter(Boolean);
+    panels = [users, sessions, live, audit].filter(Boolean);
     replace(el, title, h('div', { class: 'admin-panels' }, panels.map((p) => p.el)));
   };
   build();
   // Rebuild only when the admin permissions change, so that other updates
   // (a role shown on Home, say) do not reset half-filled forms.
-  const adminKey = () => `${can('admin:users')}/${can('admin:sessions')}`;
+  const adminKey = () => `${can('admin:users')}/${can('admin:sessions')}/${can('admin:audit')}`;
   let key = adminKey();
   const unsubscribe = on('user', () => {
     if (adminKey() !== key) {
@@ -155,11 +159,7 @@ function sessionsPanel(directory) {
   const pager = h('div', { class: 'pager' });
 
   const fillFilter = () => {
-    const chosen = filter.value;
-    const names = [...directory.entries()].sort((a, b) => a[1].localeCompare(b[1]));
-    replace(filter, h('option', { value: '' }, 'Everyone'),
-      names.map(([id, name]) => h('option', { value: id, selected: id === chosen }, name)));
-    filter.value = chosen;
+    fillUserOptions(filter, directory);
     const name = directory.get(filter.value);
     revokeAll.hidden = !filter.value;
     revokeAll.textContent = `Revoke all of ${name ?? 'this user'}'s sessions`;
@@ -218,12 +218,9 @@ function sessionsPanel(directory) {
       };
     });
     replace(list, dataTable('Sessions', ['User', 'Device', 'IP address', 'Signed in', 'Last seen', 'Sockets', ''], rows, 'No sessions.'));
-    const pages = Math.max(1, Math.ceil(last.total / PER_PAGE));
-    replace(pager, pages > 1 && [
-      h('button', { type: 'button', class: 'small secondary', disabled: page <= 1, onclick: () => { page -= 1; load(true); } }, 'Previous'),
-      h('span', {}, `Page ${page} of ${pages} (${last.total} sessions)`),
-      h('button', { type: 'button', class: 'small secondary', disabled: page >= pages, onclick: () => { page += 1; load(true); } }, 'Next'),
-    ]);
+    renderPager(pager, {
+      page, total: last.total, perPage: PER_PAGE, noun: 'sessions', go: (p) => { page = p; load(true); },
+    });
   };
 
   fillFilter();
@@ -243,6 +240,17 @@ function sessionsPanel(directory) {
   return {
     el,
     usersChanged: fillFilter,
+    /** Lists the sessions of one user (from a link in the audit trail). */
+    showUser: (id, name) => {
+      if (name && !directory.has(id)) directory.set(id, name);
+      fillFilter();
+      filter.value = id;
+      fillFilter();
+      page = 1;
+      load(true);
+      el.scrollIntoView({ block: 'start' });
+      filter.focus();
+    },
     destroy: () => { destroyed = true; stop(); },
   };
 }

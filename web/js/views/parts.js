@@ -3,7 +3,7 @@
 // buttons that call the API.
 
 import { tether, describe } from '../client.js';
-import { h } from '../dom.js';
+import { h, replace } from '../dom.js';
 
 /**
  * Returns `act(method, path, body, done)` for a screen's buttons: it shows
@@ -62,4 +62,26 @@ export function autoRefresh(refresh, ms) {
 /** "Updated 12:34:56" line. */
 export function updatedAt(el) {
   el.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+}
+
+/**
+ * Fills `pager` with Previous/Next around "Page P of N (T noun)", or empties
+ * it when everything fits on one page; `go(page)` loads another page.
+ */
+export function renderPager(pager, { page, total, perPage, noun, go, labels = ['Previous', 'Next'] }) {
+  const pages = Math.max(1, Math.ceil(total / perPage));
+  replace(pager, pages > 1 && [
+    h('button', { type: 'button', class: 'small secondary', disabled: page <= 1, onclick: () => go(page - 1) }, labels[0]),
+    h('span', {}, `Page ${page} of ${pages} (${total} ${noun})`),
+    h('button', { type: 'button', class: 'small secondary', disabled: page >= pages, onclick: () => go(page + 1) }, labels[1]),
+  ]);
+}
+
+/** Fills a user filter `select` with "Everyone" and the names in `directory` (id → name), keeping the choice. */
+export function fillUserOptions(select, directory) {
+  const chosen = select.value;
+  const names = [...directory.entries()].sort((a, b) => a[1].localeCompare(b[1]));
+  replace(select, h('option', { value: '' }, 'Everyone'),
+    names.map(([id, name]) => h('option', { value: id, selected: id === chosen }, name)));
+  select.value = chosen;
 }
