@@ -25,7 +25,7 @@ fn revoked(reason: EndReason) -> Option<ServerEvent> {
 }
 
 fn session_key(app: &TestApp, sid: &str) -> String {
-    format!("{}session:{sid}", app.redis.as_ref().unwrap().prefix)
+    format!("{}session:{{{sid}}}", app.redis.as_ref().unwrap().prefix)
 }
 
 async fn a_raw_redis_del_closes_the_sessions_sockets_everywhere(a: TestApp) {
@@ -180,7 +180,7 @@ async fn the_sweep_closes_sockets_whose_session_vanished_without_a_notification(
     let mut socket = user.socket(&app).await;
     let prefix = &app.env()["TETHER_REDIS_PREFIX"];
     let _: i64 = redis::cmd("DEL")
-        .arg(format!("{prefix}session:{sid}"))
+        .arg(format!("{prefix}session:{{{sid}}}"))
         .query(&mut raw)
         .unwrap();
     let (code, events) = socket.closed().await;

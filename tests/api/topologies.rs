@@ -186,7 +186,7 @@ async fn app_on_sentinel(test: &str, extra: &[(&str, &str)]) -> Option<(Sentinel
 }
 
 fn session_key(app: &TestApp, sid: &str) -> String {
-    format!("{}session:{sid}", app.env()["TETHER_REDIS_PREFIX"])
+    format!("{}session:{{{sid}}}", app.env()["TETHER_REDIS_PREFIX"])
 }
 
 async fn admin_revoke(app: &TestApp, admin: &Browser, sid: &str) -> u16 {
