@@ -19,6 +19,7 @@ mod hostile;
 mod lifecycle;
 mod lost_events;
 mod public_url;
+mod redis_cluster;
 mod revocation;
 mod security_headers;
 mod session_api;
