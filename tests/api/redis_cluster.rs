@@ -482,3 +482,36 @@ async fn an_acknowledged_revoke_survives_its_primary_being_killed() {
     );
     not_revoked(&mut socket).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_waits_for_every_live_instance_not_for_publishs_count() {
+    let test = "redis_cluster::a_change_waits_for_every_live_instance_not_for_publishs_count";
+    let _shared = CLUSTER_TOPOLOGY.read().await;
+    let Some((_set, a)) = app_on_cluster(test, &[]).await else {
+        return;
+    };
+    let (b, c) = (a.spawn_peer().await, a.spawn_peer().await);
+    // Each instance's subscription is on a node of its own choosing, and
+    // `PUBLISH` counts only the subscribers of the node that runs it: the
+    // count to wait for is the census's three live instances.
+    let sessions = &a.state.sessions;
+    let deadline = Instant::now() + PATIENCE;
+    while sessions.peers("").await.unwrap().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the census did not list three instances"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..5 {
+        let event = tether::events::Event::UserChanged {
+            user_id: uuid::Uuid::new_v4(),
+        };
+        let acked = sessions.bus.publish_and_wait(event).await.unwrap();
+        assert_eq!(
+            acked, 3,
+            "every instance acknowledged before the change answered"
+        );
+    }
+    drop((b, c));
+}
