@@ -6,7 +6,7 @@
 //! other instances. For changes that must be in force everywhere before the
 //! caller goes on (role changes, a disabled user), `publish_and_wait` also
 //! waits until every subscribed instance has acknowledged applying it
-//! (`{prefix}ack:{nonce}`). How many that is, `PUBLISH` says on one node;
+//! (`{prefix}ack:<nonce>`). How many that is, `PUBLISH` says on one node;
 //! on a Cluster it counts only the subscribers of the node that ran it, so
 //! there the live instances are counted by whoever knows them
 //! ([`EventBus::count_instances_with`]: the socket census).
