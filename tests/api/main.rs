@@ -15,6 +15,7 @@ mod browser;
 mod cli;
 mod cluster;
 mod csrf;
+mod failover;
 mod hostile;
 mod lifecycle;
 mod lost_events;

@@ -12,19 +12,17 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tether::ws::{
-    handlers,
-    protocol::{ServerEvent, ServerFrame},
-};
+use tether::ws::protocol::ServerEvent;
 use tokio::time::Instant;
 
 use crate::{
-    helpers::{spawn_app_with, Browser, Seen, Stack, TestApp, ADMIN_PASSWORD, PATIENCE},
+    failover::{
+        admin_revoke, calls_of, connect, kill, me_status_by, not_revoked, session_key, Settled,
+        FAILOVER_LIMIT,
+    },
+    helpers::{spawn_app_with, Browser, Stack, TestApp, ADMIN_PASSWORD, PATIENCE},
     test_redis::{ClusterSeeds, CLUSTER_TOPOLOGY, CLUSTER_URL_VAR},
 };
-
-/// What the issue allows between losing a primary and serving again.
-const FAILOVER_LIMIT: Duration = Duration::from_secs(10);
 
 /// One node of the cluster as `CLUSTER NODES` describes it.
 #[derive(Debug, Clone)]
@@ -48,15 +46,10 @@ impl ClusterSet {
         ClusterSet(ClusterSeeds::parse(&url))
     }
 
-    fn connect(addr: &str) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(format!("redis://{addr}"))?
-            .get_connection_with_timeout(Duration::from_secs(2))
-    }
-
     /// The live nodes, as the first node that answers sees them.
     fn nodes(&self) -> Vec<Node> {
         for seed in &self.0.nodes {
-            let Ok(text) = Self::connect(seed)
+            let Ok(text) = connect(seed)
                 .and_then(|mut c| redis::cmd("CLUSTER").arg("NODES").query::<String>(&mut c))
             else {
                 continue;
@@ -96,7 +89,7 @@ impl ClusterSet {
     /// Whether `key` exists on the node at `addr` (a node that does not
     /// serve its slot answers `MOVED`: no).
     fn exists_on(addr: &str, key: &str) -> bool {
-        Self::connect(addr)
+        connect(addr)
             .and_then(|mut c| redis::cmd("EXISTS").arg(key).query::<bool>(&mut c))
             .unwrap_or(false)
     }
@@ -139,62 +132,9 @@ impl ClusterSet {
     fn fail_over_to(replica: &str) {
         let ok: String = redis::cmd("CLUSTER")
             .arg("FAILOVER")
-            .query(&mut Self::connect(replica).expect("connect to the replica"))
+            .query(&mut connect(replica).expect("connect to the replica"))
             .expect("CLUSTER FAILOVER");
         assert_eq!(ok, "OK");
-    }
-
-    /// SIGKILLs the process of the node at `addr`.
-    fn kill(addr: &str) {
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query(&mut Self::connect(addr).expect("connect to the node"))
-            .expect("INFO server");
-        let pid = info
-            .lines()
-            .find_map(|l| l.strip_prefix("process_id:"))
-            .expect("process_id in INFO")
-            .trim()
-            .to_owned();
-        let status = std::process::Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -KILL {pid}");
-    }
-
-    /// Brings any stopped node back (as a replica) and waits until the
-    /// cluster is healthy, before and after a failover test, however it
-    /// ends: the tests after it need a settled topology.
-    fn settled(&self) -> Settled {
-        settle();
-        Settled
-    }
-}
-
-/// Settles the topology again when dropped (see [`ClusterSet::settled`]).
-struct Settled;
-
-impl Drop for Settled {
-    fn drop(&mut self) {
-        settle();
-    }
-}
-
-/// `.ci/redis-topologies up cluster`: starts what is stopped, waits until healthy.
-fn settle() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/redis-topologies");
-    let out = std::process::Command::new(script)
-        .args(["up", "cluster"])
-        .output()
-        .expect("run .ci/redis-topologies");
-    if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr);
-        if std::thread::panicking() {
-            eprintln!("the cluster did not settle: {why}");
-        } else {
-            panic!("the cluster did not settle: {why}");
-        }
     }
 }
 
@@ -203,10 +143,6 @@ fn settle() {
 async fn app_on_cluster(test: &str, extra: &[(&str, &str)]) -> Option<(ClusterSet, TestApp)> {
     let app = spawn_app_with(test, Stack::SqliteCluster, extra).await?;
     Some((ClusterSet::from_env(), app))
-}
-
-fn session_key(app: &TestApp, sid: &str) -> String {
-    format!("{}session:{{{sid}}}", app.env()["TETHER_REDIS_PREFIX"])
 }
 
 /// The primary holding the session of `browser` (signed in on `app`).
@@ -242,11 +178,6 @@ async fn one_session_on_each(
     panic!("200 sign-ins did not reach every primary");
 }
 
-async fn admin_revoke(app: &TestApp, admin: &Browser, sid: &str) -> u16 {
-    let url = app.url(&format!("/api/admin/sessions/{sid}"));
-    admin.delete(&url).await.status().as_u16()
-}
-
 /// Signs in on `app` until a new session lands on `primary` (proof that the
 /// instance writes there), before `deadline`.
 async fn sign_in_on(
@@ -270,45 +201,6 @@ async fn sign_in_on(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// `GET /api/auth/me`'s status once it is no longer 503, before `deadline`.
-async fn me_status_by(app: &TestApp, browser: &Browser, deadline: Instant) -> u16 {
-    loop {
-        let status = browser
-            .get(&app.url("/api/auth/me"))
-            .await
-            .status()
-            .as_u16();
-        if status != 503 {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "me still answered 503 on {} in time",
-            app.address
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Watches `socket` for `PATIENCE`: it must not be told its session was
-/// revoked, nor closed as such; if still open, it answers a ping.
-async fn not_revoked(socket: &mut crate::helpers::Socket) {
-    let watch_until = Instant::now() + PATIENCE;
-    while let Some(seen) = socket.next_within(watch_until - Instant::now()).await {
-        match seen {
-            Seen::Frame(ServerFrame::Event(ServerEvent::SessionRevoked { reason })) => {
-                panic!("revoked ({reason:?}) although the session exists")
-            }
-            Seen::Frame(_) => continue,
-            Seen::Closed(code) => {
-                assert_ne!(code, Some(4001), "closed as revoked");
-                return;
-            }
-        }
-    }
-    assert!(socket.ask::<handlers::ping::Ping>(json!({})).await.ok);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,16 +247,7 @@ async fn a_revoke_on_the_cluster_waits_for_the_replica_of_its_keys_primary() {
     let user = app.login_new_user("vic", &["user"]).await;
     let sid = user.session_id(&app).await;
     let primary = primary_of_session(&set, &app, &user).await;
-    let waits = |addr: &str| -> u64 {
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query(&mut ClusterSet::connect(addr).unwrap())
-            .unwrap();
-        info.lines()
-            .find_map(|l| l.strip_prefix("cmdstat_wait:calls="))
-            .and_then(|rest| rest.split(',').next()?.parse().ok())
-            .unwrap_or(0)
-    };
+    let waits = |addr: &str| calls_of(addr, "wait");
     let before = waits(&primary);
     assert_eq!(admin_revoke(&app, &admin, &sid).await, 204);
     assert!(
@@ -382,7 +265,7 @@ async fn after_cluster_failover_both_instances_serve_and_sessions_and_sockets_st
     let Some((set, a)) = app_on_cluster(test, &[("TETHER_SWEEP_SECS", "3600")]).await else {
         return;
     };
-    let _settled = set.settled();
+    let _settled = Settled::now("cluster");
     let b = a.spawn_peer().await;
     let password = a.create_user("fay", &["user"]).await;
     let before = a.login("fay", &password).await;
@@ -430,7 +313,7 @@ async fn an_acknowledged_revoke_survives_its_primary_being_killed() {
     let Some((set, app)) = app_on_cluster(test, &[]).await else {
         return;
     };
-    let _settled = set.settled();
+    let _settled = Settled::now("cluster");
     let b = app.spawn_peer().await;
     let admin = app.login_admin().await;
     let password = app.create_user("kim", &["user"]).await;
@@ -452,7 +335,7 @@ async fn an_acknowledged_revoke_survives_its_primary_being_killed() {
 
     assert_eq!(admin_revoke(&app, &admin, &sid).await, 204);
     let started = Instant::now();
-    ClusterSet::kill(&doomed);
+    kill(&doomed);
     let deadline = started + FAILOVER_LIMIT;
     set.wait_until_primary(&replica, deadline).await;
     for instance in [&app, &b] {
