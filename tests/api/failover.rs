@@ -100,6 +100,21 @@ pub async fn admin_revoke(app: &TestApp, admin: &Browser, sid: &str) -> u16 {
     admin.delete(&url).await.status().as_u16()
 }
 
+/// Signs in on `app` as soon as it can, before `deadline`.
+pub async fn sign_in_by(app: &TestApp, name: &str, password: &str, deadline: Instant) -> Browser {
+    loop {
+        match app.try_login(name, password).await {
+            Ok(browser) => return browser,
+            Err(status) => assert!(
+                Instant::now() < deadline,
+                "{name} could not sign in on {} in time (last status {status})",
+                app.address
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `GET /api/auth/me`'s status once it is no longer 503, before `deadline`.
 pub async fn me_status_by(app: &TestApp, browser: &Browser, deadline: Instant) -> u16 {
     loop {

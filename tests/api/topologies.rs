@@ -16,8 +16,8 @@ use tokio::time::Instant;
 
 use crate::{
     failover::{
-        admin_revoke, calls_of, connect, kill, me_status_by, not_revoked, session_key, Settled,
-        FAILOVER_LIMIT,
+        admin_revoke, calls_of, connect, kill, me_status_by, not_revoked, session_key, sign_in_by,
+        Settled, FAILOVER_LIMIT,
     },
     helpers::{spawn_app_with, Browser, Stack, TestApp, ADMIN_PASSWORD},
     test_redis::{Sentinels, SENTINEL_TOPOLOGY, SENTINEL_URL_VAR},
@@ -108,21 +108,6 @@ impl SentinelSet {
 async fn app_on_sentinel(test: &str, extra: &[(&str, &str)]) -> Option<(SentinelSet, TestApp)> {
     let app = spawn_app_with(test, Stack::SqliteSentinel, extra).await?;
     Some((SentinelSet::from_env(), app))
-}
-
-/// Signs in on `app` as soon as it can, before `deadline`.
-async fn sign_in_by(app: &TestApp, name: &str, password: &str, deadline: Instant) -> Browser {
-    loop {
-        match app.try_login(name, password).await {
-            Ok(browser) => return browser,
-            Err(status) => assert!(
-                Instant::now() < deadline,
-                "{name} could not sign in on {} in time (last status {status})",
-                app.address
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Signs in on `app` until the new session is stored on `primary`, before

@@ -239,12 +239,13 @@ impl RedisBackend {
         Ok((deleted == 1, uid))
     }
 
-    /// Runs the one-key script `source` on `key`, waiting for replicas as
-    /// deletes do (see [`RedisBackend::delete_one`]) when they must.
+    /// Runs the one-key `script` (whose source is `source`) on `key`,
+    /// waiting for replicas as deletes do (see [`RedisBackend::delete_one`])
+    /// when they must.
     async fn replicated_write<T: FromRedisValue>(
         &self,
         what: &'static str,
-        source: &'static str,
+        (script, source): (&Script, &'static str),
         key: &str,
         args: &[String],
     ) -> Result<T, StoreError> {
@@ -254,10 +255,10 @@ impl RedisBackend {
                 replicated_eval(what, connection, *acks, source, &keys, args).await
             }
             None => {
-                let mut eval = redis::cmd("EVAL");
-                eval.arg(source).arg(1).arg(key).arg(args);
+                let mut invocation = script.key(key);
+                invocation.arg(args);
                 let mut connection = self.conn();
-                with_deadline(what, eval.query_async(&mut connection)).await
+                with_deadline(what, invocation.invoke_async(&mut connection)).await
             }
         }
     }
@@ -309,7 +310,7 @@ impl RedisBackend {
             absolute_deadline_ms.to_string(),
             now_ms.to_string(),
         ];
-        let own = self.replicated_write(what, INDEX_LUA, &index, &args);
+        let own = self.replicated_write(what, (&self.scripts.index, INDEX_LUA), &index, &args);
         let (_, _): (i64, i64) = tokio::try_join!(with_deadline(what, global), own)?;
         Ok(())
     }
