@@ -6,7 +6,10 @@
 //! other instances. For changes that must be in force everywhere before the
 //! caller goes on (role changes, a disabled user), `publish_and_wait` also
 //! waits until every subscribed instance has acknowledged applying it
-//! (`{prefix}ack:{nonce}`).
+//! (`{prefix}ack:<nonce>`). How many that is, `PUBLISH` says on one node;
+//! on a Cluster it counts only the subscribers of the node that ran it, so
+//! there the live instances are counted by whoever knows them
+//! ([`EventBus::count_instances_with`]: the socket census).
 //!
 //! What an instance *does* with an event is its sink, set once at start by
 //! `ws::live`. Events that arise inside this instance without being
@@ -18,7 +21,7 @@ use std::{
     time::Duration,
 };
 
-use futures_util::StreamExt as _;
+use futures_util::{future::BoxFuture, StreamExt as _};
 use redis::AsyncCommands as _;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -26,7 +29,7 @@ use uuid::Uuid;
 use crate::{
     domain::EndReason,
     metrics::Metrics,
-    redis_link::{PrimaryConnection, RedisLink},
+    redis_link::{PrimaryConnection, RedisLink, Timeouts},
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +65,10 @@ impl Event {
 
 /// What an instance does with an event (set once at start).
 pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// The ids of the instances alive now (see [`EventBus::count_instances_with`]).
+pub type LiveInstances =
+    Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<Vec<String>>> + Send + Sync>;
 
 /// Redis did not take or answer a publish: the caller decides whether the
 /// change it announced may stand (fail closed) or is only best effort.
@@ -107,6 +114,7 @@ struct Inner {
     /// Where events over Redis are counted (`tether_bus_events_total`);
     /// unset in the CLI.
     metrics: OnceLock<Arc<Metrics>>,
+    live_instances: OnceLock<LiveInstances>,
 }
 
 /// Cheap to clone; one per process.
@@ -135,17 +143,19 @@ impl EventBus {
                 sink: OnceLock::new(),
                 redis,
                 metrics: OnceLock::new(),
+                live_instances: OnceLock::new(),
             }),
         }
     }
 
     /// A bus shared with every process using the same Redis and prefix.
     pub async fn with_redis(link: &RedisLink, prefix: &str) -> Result<Self, BusError> {
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT));
-        let conn = link.connection(config);
-        tokio::time::timeout(REDIS_TIMEOUT * 2, conn.manager())
+        let conn = link.connection(Timeouts {
+            connect: REDIS_TIMEOUT,
+            response: REDIS_TIMEOUT,
+            retries: None,
+        });
+        tokio::time::timeout(REDIS_TIMEOUT * 2, conn.opened())
             .await
             .map_err(|_| BusError(anyhow::anyhow!("timed out connecting to Redis")))??;
         Ok(Self::new(Some(RedisChannel {
@@ -179,6 +189,15 @@ impl EventBus {
         }
     }
 
+    /// Counts the instances `publish_and_wait` waits for with `live`
+    /// rather than by `PUBLISH`'s receiver count, which on a Cluster counts
+    /// only the subscribers of the node that ran it. Set once, at start.
+    pub fn count_instances_with(&self, live: LiveInstances) {
+        if self.inner.live_instances.set(live).is_err() {
+            log::warn!("event=bus_instance_count_already_set");
+        }
+    }
+
     /// Applies `event` on this instance only.
     pub fn deliver_here(&self, event: &Event) {
         if let Some(sink) = self.inner.sink.get() {
@@ -202,7 +221,13 @@ impl EventBus {
             return Ok(0);
         };
         let nonce = Uuid::new_v4().simple().to_string();
-        let receivers = self.send(&event, Some(&nonce)).await?;
+        let mut receivers = self.send(&event, Some(&nonce)).await?;
+        if let Some(live) = self.inner.live_instances.get() {
+            match live().await {
+                Ok(live) => receivers = receivers.max(live.len()),
+                Err(e) => log::warn!("event=bus_instances_unknown error={e:#}"),
+            }
+        }
         let key = link.ack_key(&nonce);
         let mut conn = link.conn.clone();
         let deadline = tokio::time::Instant::now() + ACK_TIMEOUT;

@@ -9,7 +9,13 @@
 //! `sentinel` module finds the master for a *new* client but never follows
 //! a failover (redis-rs issue #1438). Pub/sub users (the bus, the keyspace
 //! listener) ask [`RedisLink::moved_from`] when to subscribe again.
+//!
+//! On a Cluster, redis-rs's cluster connection routes each command to its
+//! slot's primary and follows failovers itself; a watcher ([`cluster`])
+//! keeps the list of primaries, on each of which the keyspace listener
+//! subscribes ([`RedisLink::cluster_nodes`]).
 
+mod cluster;
 mod connection;
 mod sentinel;
 
@@ -19,11 +25,12 @@ use std::{
 };
 
 use anyhow::Context as _;
-use redis::{aio::ConnectionManagerConfig, RedisError};
+use redis::RedisError;
 use secrecy::ExposeSecret as _;
 use tokio::sync::{watch, Notify};
 
-pub use connection::PrimaryConnection;
+pub use cluster::ClusterNodes;
+pub use connection::{PrimaryConnection, Timeouts};
 
 use crate::{
     config::RedisTopology,
@@ -54,6 +61,8 @@ struct Inner {
     /// Where failed operations are counted (`tether_redis_errors_total`);
     /// unset in the CLI.
     metrics: OnceLock<Arc<Metrics>>,
+    /// Set on a Cluster; `primary` is then one seed node, for pub/sub only.
+    cluster: Option<cluster::Cluster>,
 }
 
 impl RedisLink {
@@ -68,10 +77,9 @@ impl RedisLink {
                 master,
                 password,
             } => sentinel::connect(sentinels, master, password.as_ref()).await,
-            RedisTopology::Cluster { .. } => anyhow::bail!(
-                "Redis Cluster (redis+cluster://) is not supported by this version yet; \
-                 use one node (redis://) or Sentinel (redis+sentinel://)"
-            ),
+            RedisTopology::Cluster { nodes, password } => {
+                cluster::connect(nodes, password.as_ref()).await
+            }
         }
     }
 
@@ -83,10 +91,16 @@ impl RedisLink {
         let info = client.get_connection_info();
         let db = info.redis_settings().db();
         let addr = info.addr().to_string();
-        Ok(Self::new(addr, client, db, false))
+        Ok(Self::new(addr, client, db, false, None))
     }
 
-    fn new(addr: String, client: redis::Client, db: i64, follows_failover: bool) -> RedisLink {
+    fn new(
+        addr: String,
+        client: redis::Client,
+        db: i64,
+        follows_failover: bool,
+        cluster: Option<cluster::Cluster>,
+    ) -> RedisLink {
         let (primary, _) = watch::channel(Primary {
             generation: 0,
             addr,
@@ -99,6 +113,7 @@ impl RedisLink {
                 follows_failover,
                 db,
                 metrics: OnceLock::new(),
+                cluster,
             }),
         }
     }
@@ -143,15 +158,81 @@ impl RedisLink {
         self.inner.primary.borrow().addr.clone()
     }
 
-    /// A command connection to whichever node is primary, opened on first
-    /// use from the calling task (see [`PrimaryConnection`]).
-    pub fn connection(&self, config: ConnectionManagerConfig) -> PrimaryConnection {
-        PrimaryConnection::new(self.clone(), config)
+    /// A command connection to whichever node is primary (on a Cluster: to
+    /// each key's), opened on first use from the calling task (see
+    /// [`PrimaryConnection`]).
+    pub fn connection(&self, timeouts: Timeouts) -> PrimaryConnection {
+        PrimaryConnection::new(self.clone(), timeouts)
+    }
+
+    /// Whether this is a Cluster (several primaries, each with its own slots).
+    pub fn is_cluster(&self) -> bool {
+        self.inner.cluster.is_some()
+    }
+
+    fn cluster_client(&self) -> Option<&redis::cluster::ClusterClient> {
+        self.inner.cluster.as_ref().map(|c| &c.client)
+    }
+
+    /// On a Cluster, its nodes as last read (changing after a failover);
+    /// `None` on one node or Sentinel.
+    pub fn cluster_nodes(&self) -> Option<watch::Receiver<ClusterNodes>> {
+        self.inner.cluster.as_ref().map(|c| c.nodes.subscribe())
+    }
+
+    /// A pub/sub connection to one node of a Cluster, `HOST:PORT` as
+    /// [`RedisLink::cluster_nodes`] names it (keyspace notifications are
+    /// published only to the node's own subscribers).
+    pub async fn pubsub_at(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<redis::aio::PubSub> {
+        let cluster = self.inner.cluster.as_ref().context("not a Redis Cluster")?;
+        let client = cluster.node_client(addr)?;
+        Ok(tokio::time::timeout(timeout, client.get_async_pubsub())
+            .await
+            .with_context(|| format!("no pub/sub connection to {addr} in time"))??)
+    }
+
+    /// A plain command connection to one node of a Cluster (to read and
+    /// set that node's own settings).
+    pub async fn connection_at(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        let cluster = self.inner.cluster.as_ref().context("not a Redis Cluster")?;
+        let client = cluster.node_client(addr)?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        Ok(client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?)
     }
 
     /// A pub/sub connection to the current primary, and that primary's
-    /// generation (hand it to [`RedisLink::moved_from`]).
+    /// generation (hand it to [`RedisLink::moved_from`]). On a Cluster, to
+    /// the first node that answers (every node hears every `PUBLISH`); its
+    /// subscription ends when that node fails, and the next one goes elsewhere.
     pub async fn pubsub(&self, timeout: Duration) -> anyhow::Result<(redis::aio::PubSub, u64)> {
+        if let Some(cluster) = &self.inner.cluster {
+            let nodes = cluster.nodes.borrow().all.clone();
+            let mut last = anyhow::anyhow!("the cluster has no live node");
+            for addr in nodes
+                .iter()
+                .cycle()
+                .skip(rand_start(nodes.len()))
+                .take(nodes.len())
+            {
+                match self.pubsub_at(addr, timeout).await {
+                    Ok(pubsub) => return Ok((pubsub, self.generation())),
+                    Err(e) => last = e,
+                }
+            }
+            return Err(last);
+        }
         let (generation, client) = self.client();
         let pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
             .await
@@ -189,6 +270,17 @@ impl RedisLink {
             "event=redis_primary_changed from={from} to={addr} generation={}",
             self.generation()
         );
+    }
+}
+
+/// Where to start trying a Cluster's nodes, so that instances spread their
+/// subscriptions over the nodes.
+fn rand_start(count: usize) -> usize {
+    use rand::Rng as _;
+    if count == 0 {
+        0
+    } else {
+        rand::rng().random_range(0..count)
     }
 }
 

@@ -50,7 +50,7 @@ pub(super) async fn connect(
         format!("no sentinel named a reachable primary for {master:?} (REDIS_URL)")
     })?;
     log::info!("event=redis_primary_found master={master} addr={addr}");
-    let link = RedisLink::new(addr, client, 0, true);
+    let link = RedisLink::new(addr, client, 0, true, None);
     let recheck = link.inner.recheck.clone();
     let infos = watcher.sentinels.iter().map(|s| s.info.clone()).collect();
     tokio::spawn(hear_switches(

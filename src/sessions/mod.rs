@@ -17,7 +17,7 @@ mod current;
 mod listing;
 mod store;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -26,8 +26,6 @@ use uuid::Uuid;
 pub use current::{ClientMeta, CurrentSession, SessionJson};
 pub use listing::SessionSummary;
 pub use store::SessionStore;
-
-use std::sync::Arc;
 
 use crate::{
     audit::{Action, Actor, Audit, AuditEvent, RevokedBy},
@@ -100,6 +98,19 @@ impl Sessions {
         bus: EventBus,
         metrics: Arc<Metrics>,
     ) -> Self {
+        if let AnyBackend::Redis(redis) = &backend {
+            if redis.is_cluster() {
+                // Acknowledgements are counted against the census there.
+                let redis = redis.clone();
+                bus.count_instances_with(Arc::new(move || {
+                    let redis = redis.clone();
+                    Box::pin(async move {
+                        let stale = CENSUS_STALE_AFTER.as_millis() as i64;
+                        Ok(redis.live_instances(now_ms(), stale).await?)
+                    })
+                }));
+            }
+        }
         Self {
             backend,
             idle,

@@ -1,6 +1,6 @@
 //! The series in Redis: each instance appends its point every second to a
-//! list of its own, `{prefix}stats:{instance}` (the last `WINDOW` kept),
-//! and registers in `{prefix}stats_instances` (scored by its last point, in
+//! list of its own, `{prefix}{stats}:<instance>` (the last `WINDOW` kept),
+//! and registers in `{prefix}{stats}:instances` (scored by its last point, in
 //! Unix ms). A reader takes every list registered within the window, so an
 //! instance that stopped still counts for the seconds it reported.
 
@@ -18,11 +18,11 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 const KEY_TTL_MS: i64 = (WINDOW as i64 + 60) * 1000;
 
 fn list_key(prefix: &str, instance: &str) -> String {
-    format!("{prefix}stats:{instance}")
+    format!("{prefix}{{stats}}:{instance}")
 }
 
 fn instances_key(prefix: &str) -> String {
-    format!("{prefix}stats_instances")
+    format!("{prefix}{{stats}}:instances")
 }
 
 /// Appends this instance's point (one pipelined round trip).

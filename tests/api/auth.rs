@@ -213,7 +213,7 @@ async fn logout_deletes_the_session_and_is_idempotent(app: TestApp) {
             !redis
                 .keys()
                 .iter()
-                .any(|k| k.ends_with(&format!("session:{sid}"))),
+                .any(|k| k.ends_with(&format!("session:{{{sid}}}"))),
             "no Redis key left for the session"
         );
     }

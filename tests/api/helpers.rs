@@ -36,6 +36,8 @@ pub enum Stack {
     PostgresRedis,
     /// SQLite, and Redis Sentinel (`TETHER_TEST_REDIS_SENTINEL_URL`).
     SqliteSentinel,
+    /// SQLite, and Redis Cluster (`TETHER_TEST_REDIS_CLUSTER_URL`).
+    SqliteCluster,
 }
 
 pub struct TestApp {
@@ -65,13 +67,17 @@ pub async fn spawn_app(test: &str, stack: Stack) -> Option<TestApp> {
 
 pub async fn spawn_app_with(test: &str, stack: Stack, extra: &[(&str, &str)]) -> Option<TestApp> {
     let db = match stack {
-        Stack::SqliteInProcess | Stack::SqliteRedis | Stack::SqliteSentinel => TestDb::sqlite(),
+        Stack::SqliteInProcess
+        | Stack::SqliteRedis
+        | Stack::SqliteSentinel
+        | Stack::SqliteCluster => TestDb::sqlite(),
         Stack::PostgresRedis => TestDb::postgres(test)?,
     };
     let redis = match stack {
         Stack::SqliteInProcess => None,
         Stack::SqliteRedis | Stack::PostgresRedis => Some(TestRedis::new(test).await?),
         Stack::SqliteSentinel => Some(TestRedis::sentinel(test).await?),
+        Stack::SqliteCluster => Some(TestRedis::cluster(test).await?),
     };
     let key = base64::engine::general_purpose::STANDARD.encode([42u8; 64]);
     let mut vars: HashMap<String, String> = [
@@ -548,10 +554,13 @@ macro_rules! stack_module {
                 async fn $case() {
                     let name = concat!(module_path!(), "::", stringify!($case));
                     let stack = $crate::helpers::Stack::$stack;
-                    // Not while a test fails the Sentinel primary over.
+                    // Not while a test fails the topology's primary over.
                     let _topology = match stack {
                         $crate::helpers::Stack::SqliteSentinel => {
                             Some($crate::test_redis::SENTINEL_TOPOLOGY.read().await)
+                        }
+                        $crate::helpers::Stack::SqliteCluster => {
+                            Some($crate::test_redis::CLUSTER_TOPOLOGY.read().await)
                         }
                         _ => None,
                     };
@@ -566,7 +575,8 @@ macro_rules! stack_module {
 
 /// Runs each listed `async fn case(app: TestApp)` on every stack, as
 /// `<module>::sqlite_in_process::case`, `…::sqlite_redis::case`,
-/// `…::postgres_redis::case` and `…::sqlite_sentinel::case`.
+/// `…::postgres_redis::case`, `…::sqlite_sentinel::case` and
+/// `…::sqlite_cluster::case`.
 #[macro_export]
 macro_rules! on_every_stack {
     ($($case:ident),* $(,)?) => {
@@ -576,12 +586,13 @@ macro_rules! on_every_stack {
 }
 
 /// As `on_every_stack!`, for behaviour that needs Redis (several instances):
-/// one Redis server, and Redis Sentinel.
+/// one Redis server, Redis Sentinel and Redis Cluster.
 #[macro_export]
 macro_rules! on_redis_stacks {
     ($($case:ident),* $(,)?) => {
         $crate::stack_module!(sqlite_redis, SqliteRedis, $($case),*);
         $crate::stack_module!(postgres_redis, PostgresRedis, $($case),*);
         $crate::stack_module!(sqlite_sentinel, SqliteSentinel, $($case),*);
+        $crate::stack_module!(sqlite_cluster, SqliteCluster, $($case),*);
     };
 }

@@ -38,7 +38,7 @@ async fn a_session_revoked_during_500_requests_stays_deleted(app: TestApp) {
         let left: Vec<String> = redis
             .keys()
             .into_iter()
-            .filter(|k| k.ends_with(&format!("session:{sid}")))
+            .filter(|k| k.ends_with(&format!("session:{{{sid}}}")))
             .collect();
         assert!(left.is_empty(), "keys resurrected: {left:?}");
         let sessions: Vec<String> = redis

@@ -154,7 +154,7 @@ async fn after_a_redis_restart_a_raw_del_closes_the_socket_without_waiting_for_t
     let client = ::redis::Client::open(restarted.url()).unwrap();
     let mut conn = client.get_connection().unwrap();
     let deleted: i64 = ::redis::cmd("DEL")
-        .arg(format!("{prefix}session:{sid}"))
+        .arg(format!("{prefix}session:{{{sid}}}"))
         .query(&mut conn)
         .unwrap();
     assert_eq!(deleted, 1);

@@ -10,6 +10,7 @@ use tether::ws::handlers;
 use tether::ws::protocol::ServerEvent;
 
 use crate::{
+    failover::session_key,
     helpers::{Stack, TestApp},
     test_redis::OwnRedis,
 };
@@ -22,10 +23,6 @@ crate::on_redis_stacks!(
 
 fn revoked(reason: EndReason) -> Option<ServerEvent> {
     Some(ServerEvent::SessionRevoked { reason })
-}
-
-fn session_key(app: &TestApp, sid: &str) -> String {
-    format!("{}session:{sid}", app.redis.as_ref().unwrap().prefix)
 }
 
 async fn a_raw_redis_del_closes_the_sessions_sockets_everywhere(a: TestApp) {
@@ -180,7 +177,7 @@ async fn the_sweep_closes_sockets_whose_session_vanished_without_a_notification(
     let mut socket = user.socket(&app).await;
     let prefix = &app.env()["TETHER_REDIS_PREFIX"];
     let _: i64 = redis::cmd("DEL")
-        .arg(format!("{prefix}session:{sid}"))
+        .arg(format!("{prefix}session:{{{sid}}}"))
         .query(&mut raw)
         .unwrap();
     let (code, events) = socket.closed().await;

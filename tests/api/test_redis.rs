@@ -25,6 +25,13 @@ pub static SENTINEL_TOPOLOGY: RwLock<()> = RwLock::const_new(());
 /// The variable naming the test Sentinel set (`.ci/redis-topologies up sentinel`).
 pub const SENTINEL_URL_VAR: &str = "TETHER_TEST_REDIS_SENTINEL_URL";
 
+/// The Cluster (`TETHER_TEST_REDIS_CLUSTER_URL`), shared as the Sentinel set
+/// is: a failover test (tests/api/redis_cluster.rs) holds it for writing.
+pub static CLUSTER_TOPOLOGY: RwLock<()> = RwLock::const_new(());
+
+/// The variable naming the test Cluster (`.ci/redis-topologies up cluster`).
+pub const CLUSTER_URL_VAR: &str = "TETHER_TEST_REDIS_CLUSTER_URL";
+
 /// Keys under `prefix` on the Redis at `url` belong to one test; every one of
 /// them is deleted when this value is dropped (even if the test panics).
 pub struct TestRedis {
@@ -33,6 +40,81 @@ pub struct TestRedis {
     pub prefix: String,
     /// Set when `url` names sentinels: the node to talk to is their primary.
     sentinel: Option<Sentinels>,
+    /// Set when `url` names a Cluster: keys live on several primaries.
+    cluster: Option<ClusterSeeds>,
+}
+
+/// The seed nodes of a `redis+cluster://` URL.
+#[derive(Clone)]
+pub struct ClusterSeeds {
+    pub nodes: Vec<String>,
+}
+
+impl ClusterSeeds {
+    /// Read with the crate's own parser: the form the app is given.
+    pub fn parse(url: &str) -> ClusterSeeds {
+        let config =
+            tether::config::Config::from_lookup(|k| (k == "REDIS_URL").then(|| url.to_owned()))
+                .unwrap_or_else(|e| panic!("{CLUSTER_URL_VAR}: {e}"));
+        let Some(tether::config::RedisTopology::Cluster { nodes, .. }) = config.redis else {
+            panic!("{CLUSTER_URL_VAR} is not a redis+cluster:// URL");
+        };
+        ClusterSeeds {
+            nodes: nodes.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// A blocking cluster connection: routes each key's command to its primary.
+    pub fn connection(&self) -> redis::RedisResult<redis::cluster::ClusterConnection> {
+        let urls: Vec<String> = self.nodes.iter().map(|n| format!("redis://{n}")).collect();
+        redis::cluster::ClusterClientBuilder::new(urls)
+            .connection_timeout(Duration::from_secs(2))
+            .response_timeout(Duration::from_secs(2))
+            .build()?
+            .get_connection()
+    }
+
+    /// `HOST:PORT` of every primary serving slots, as the first node that
+    /// answers `CLUSTER NODES` sees them.
+    pub fn primaries(&self) -> Result<Vec<String>, String> {
+        Ok(self
+            .nodes_by_role()?
+            .into_iter()
+            .filter(|(_, primary, _)| *primary)
+            .map(|(addr, _, _)| addr)
+            .collect())
+    }
+
+    /// Every node not failing: (`HOST:PORT`, is a primary with slots, id).
+    pub fn nodes_by_role(&self) -> Result<Vec<(String, bool, String)>, String> {
+        let mut last = String::from("no node");
+        for node in &self.nodes {
+            let asked = redis::Client::open(format!("redis://{node}"))
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+                .and_then(|mut c| redis::cmd("CLUSTER").arg("NODES").query::<String>(&mut c));
+            match asked {
+                Ok(text) => return Ok(parse_cluster_nodes(&text)),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(last)
+    }
+}
+
+/// `CLUSTER NODES` as (`HOST:PORT`, primary serving slots, node id), failing nodes left out.
+fn parse_cluster_nodes(text: &str) -> Vec<(String, bool, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let addr = fields.get(1)?.split(['@', ',']).next()?;
+            let flags = fields.get(2)?;
+            if addr.starts_with(':') || flags.contains("fail") || flags.contains("noaddr") {
+                return None;
+            }
+            let primary = flags.split(',').any(|f| f == "master") && fields.len() > 8;
+            Some((addr.to_owned(), primary, fields[0].to_owned()))
+        })
+        .collect()
 }
 
 /// The sentinels of a `redis+sentinel://` URL, and the master's name.
@@ -94,6 +176,31 @@ impl TestRedis {
             url,
             prefix: new_prefix(),
             sentinel: None,
+            cluster: None,
+        })
+    }
+
+    /// A private prefix on the Cluster named by `TETHER_TEST_REDIS_CLUSTER_URL`;
+    /// `None`, reported, when it is unset or no node answers.
+    pub async fn cluster(test_name: &str) -> Option<TestRedis> {
+        let Ok(url) = std::env::var(CLUSTER_URL_VAR) else {
+            services::service_missing(
+                test_name,
+                "Redis Cluster",
+                &format!("{CLUSTER_URL_VAR} is unset (.ci/redis-topologies up cluster)"),
+            );
+            return None;
+        };
+        let seeds = ClusterSeeds::parse(&url);
+        if let Err(why) = seeds.primaries() {
+            services::service_missing(test_name, "Redis Cluster", &why);
+            return None;
+        }
+        Some(TestRedis {
+            url,
+            prefix: new_prefix(),
+            sentinel: None,
+            cluster: Some(seeds),
         })
     }
 
@@ -121,12 +228,17 @@ impl TestRedis {
             url,
             prefix: new_prefix(),
             sentinel: Some(sentinels),
+            cluster: None,
         })
     }
 
     /// A `redis://` URL of the node holding the keys: the server itself, or
-    /// the primary the sentinels name now.
+    /// the primary the sentinels name now (on a Cluster: its first primary).
     pub fn node_url(&self) -> String {
+        if let Some(seeds) = &self.cluster {
+            let primaries = seeds.primaries().expect("a cluster node answers");
+            return format!("redis://{}", primaries[0]);
+        }
         match &self.sentinel {
             None => self.url.clone(),
             Some(sentinels) => match sentinels.primary() {
@@ -144,22 +256,45 @@ impl TestRedis {
             .expect("connect to the test Redis")
     }
 
-    /// Every key under this test's prefix, sorted.
+    /// Every key under this test's prefix, sorted (on a Cluster, from
+    /// every primary).
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.prefix))
-            .query(&mut self.raw_connection())
-            .expect("KEYS under the test prefix");
+        let nodes = match &self.cluster {
+            Some(seeds) => seeds
+                .primaries()
+                .expect("a cluster node answers")
+                .into_iter()
+                .map(|addr| format!("redis://{addr}"))
+                .collect(),
+            None => vec![self.node_url()],
+        };
+        let mut keys = Vec::new();
+        for node in nodes {
+            let mut connection = redis::Client::open(node)
+                .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
+                .expect("connect to the test Redis");
+            let found: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}*", self.prefix))
+                .query(&mut connection)
+                .expect("KEYS under the test prefix");
+            keys.extend(found);
+        }
         keys.sort();
         keys
     }
 
-    /// Deletes a key behind the store's back, as `redis-cli DEL` would.
+    /// Deletes a key behind the store's back, as `redis-cli DEL` would (on
+    /// a Cluster, on whichever primary holds it).
     pub fn delete_key(&self, key: &str) {
-        let _: i64 = redis::cmd("DEL")
-            .arg(key)
-            .query(&mut self.raw_connection())
-            .expect("DEL in the test Redis");
+        let mut del = redis::cmd("DEL");
+        del.arg(key);
+        let _: i64 = match &self.cluster {
+            Some(seeds) => seeds
+                .connection()
+                .and_then(|mut connection| del.query(&mut connection)),
+            None => del.query(&mut self.raw_connection()),
+        }
+        .expect("DEL in the test Redis");
     }
 
     /// A server setting's current value (`CONFIG GET`).
@@ -193,6 +328,14 @@ impl TestRedis {
     }
 
     fn sweep(&self) -> redis::RedisResult<()> {
+        if let Some(seeds) = &self.cluster {
+            // Keys in several slots cannot go in one DEL: one each.
+            let mut cluster = seeds.connection()?;
+            for key in self.keys() {
+                let _: i64 = redis::cmd("DEL").arg(&key).query(&mut cluster)?;
+            }
+            return Ok(());
+        }
         let node = match &self.sentinel {
             None => self.url.clone(),
             Some(sentinels) => match sentinels.primary() {

@@ -12,19 +12,16 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tether::ws::{
-    handlers,
-    protocol::{ServerEvent, ServerFrame},
-};
 use tokio::time::Instant;
 
 use crate::{
-    helpers::{spawn_app_with, Browser, Seen, Stack, TestApp, ADMIN_PASSWORD, PATIENCE},
+    failover::{
+        admin_revoke, calls_of, connect, kill, me_status_by, not_revoked, session_key, sign_in_by,
+        Settled, FAILOVER_LIMIT,
+    },
+    helpers::{spawn_app_with, Browser, Stack, TestApp, ADMIN_PASSWORD},
     test_redis::{Sentinels, SENTINEL_TOPOLOGY, SENTINEL_URL_VAR},
 };
-
-/// What the issue allows between losing the primary and serving again.
-const FAILOVER_LIMIT: Duration = Duration::from_secs(10);
 
 /// The Sentinel topology under test, seen from outside the app.
 #[derive(Clone)]
@@ -37,17 +34,11 @@ impl SentinelSet {
         SentinelSet(Sentinels::parse(&url))
     }
 
-    fn connect(node: &str) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(format!("redis://{node}"))?
-            .get_connection_with_timeout(Duration::from_secs(2))
-    }
-
     /// A sentinel command, answered by the first sentinel that answers.
     fn ask<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
         let mut last = None;
         for sentinel in &self.0.nodes {
-            match Self::connect(sentinel)
-                .and_then(|mut c| redis::cmd("SENTINEL").arg(args).query(&mut c))
+            match connect(sentinel).and_then(|mut c| redis::cmd("SENTINEL").arg(args).query(&mut c))
             {
                 Ok(answer) => return answer,
                 Err(e) => last = Some(e),
@@ -62,20 +53,7 @@ impl SentinelSet {
     }
 
     fn primary_connection(&self) -> redis::Connection {
-        Self::connect(&self.primary()).expect("connect to the primary")
-    }
-
-    /// How many times the primary has run `command` (`INFO commandstats`).
-    fn calls_of(&self, command: &str) -> u64 {
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query(&mut self.primary_connection())
-            .expect("INFO commandstats");
-        let prefix = format!("cmdstat_{command}:calls=");
-        info.lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .and_then(|rest| rest.split(',').next()?.parse().ok())
-            .unwrap_or(0)
+        connect(&self.primary()).expect("connect to the primary")
     }
 
     /// Waits until the sentinels name a primary other than `old`; returns it.
@@ -100,7 +78,7 @@ impl SentinelSet {
 
     /// Whether `key` exists on the node at `addr`.
     fn exists_on(addr: &str, key: &str) -> bool {
-        let mut connection = Self::connect(addr).expect("connect to the primary");
+        let mut connection = connect(addr).expect("connect to the primary");
         redis::cmd("EXISTS")
             .arg(key)
             .query(&mut connection)
@@ -123,59 +101,6 @@ impl SentinelSet {
         let ok: String = self.ask(&["FAILOVER", self.0.master.as_str()]);
         assert_eq!(ok, "OK");
     }
-
-    /// SIGKILLs the primary's process.
-    fn kill_primary(&self) {
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query(&mut self.primary_connection())
-            .expect("INFO server");
-        let pid = info
-            .lines()
-            .find_map(|l| l.strip_prefix("process_id:"))
-            .expect("process_id in INFO")
-            .trim()
-            .to_owned();
-        let status = std::process::Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -KILL {pid}");
-    }
-
-    /// Brings any stopped node back (as a replica) and waits until the
-    /// topology is healthy, before and after a failover test, however it
-    /// ends: the tests after it need a settled topology.
-    fn settled(&self) -> Settled {
-        settle();
-        Settled
-    }
-}
-
-/// Settles the topology again when dropped (see [`SentinelSet::settled`]).
-struct Settled;
-
-impl Drop for Settled {
-    fn drop(&mut self) {
-        settle();
-    }
-}
-
-/// `.ci/redis-topologies up sentinel`: starts what is stopped, waits until healthy.
-fn settle() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/redis-topologies");
-    let out = std::process::Command::new(script)
-        .args(["up", "sentinel"])
-        .output()
-        .expect("run .ci/redis-topologies");
-    if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr);
-        if std::thread::panicking() {
-            eprintln!("the Sentinel topology did not settle: {why}");
-        } else {
-            panic!("the Sentinel topology did not settle: {why}");
-        }
-    }
 }
 
 /// An app on the Sentinel topology (SQLite user store), with `extra`
@@ -183,30 +108,6 @@ fn settle() {
 async fn app_on_sentinel(test: &str, extra: &[(&str, &str)]) -> Option<(SentinelSet, TestApp)> {
     let app = spawn_app_with(test, Stack::SqliteSentinel, extra).await?;
     Some((SentinelSet::from_env(), app))
-}
-
-fn session_key(app: &TestApp, sid: &str) -> String {
-    format!("{}session:{sid}", app.env()["TETHER_REDIS_PREFIX"])
-}
-
-async fn admin_revoke(app: &TestApp, admin: &Browser, sid: &str) -> u16 {
-    let url = app.url(&format!("/api/admin/sessions/{sid}"));
-    admin.delete(&url).await.status().as_u16()
-}
-
-/// Signs in on `app` as soon as it can, before `deadline`.
-async fn sign_in_by(app: &TestApp, name: &str, password: &str, deadline: Instant) -> Browser {
-    loop {
-        match app.try_login(name, password).await {
-            Ok(browser) => return browser,
-            Err(status) => assert!(
-                Instant::now() < deadline,
-                "{name} could not sign in on {} in time (last status {status})",
-                app.address
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Signs in on `app` until the new session is stored on `primary`, before
@@ -246,7 +147,7 @@ async fn sign_in_on(
 async fn subscribers_on(addr: &str, channel: &str) -> usize {
     let (addr, channel) = (addr.to_owned(), channel.to_owned());
     tokio::task::spawn_blocking(move || {
-        let mut connection = SentinelSet::connect(&addr).expect("connect to the primary");
+        let mut connection = connect(&addr).expect("connect to the primary");
         let (_, count): (String, usize) = redis::cmd("PUBSUB")
             .arg("NUMSUB")
             .arg(&channel)
@@ -256,26 +157,6 @@ async fn subscribers_on(addr: &str, channel: &str) -> usize {
     })
     .await
     .unwrap()
-}
-
-/// `GET /api/auth/me`'s status once it is no longer 503, before `deadline`.
-async fn me_status_by(app: &TestApp, browser: &Browser, deadline: Instant) -> u16 {
-    loop {
-        let status = browser
-            .get(&app.url("/api/auth/me"))
-            .await
-            .status()
-            .as_u16();
-        if status != 503 {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "me still answered 503 on {} in time",
-            app.address
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[test]
@@ -325,9 +206,12 @@ async fn a_revoke_on_sentinel_waits_for_a_replica_and_answers_without_one() {
     let admin = app.login_admin().await;
     let user = app.login_new_user("vera", &["user"]).await;
     let sid = user.session_id(&app).await;
-    let waits_before = set.calls_of("wait");
+    let waits_before = calls_of(&set.primary(), "wait");
     assert_eq!(admin_revoke(&app, &admin, &sid).await, 204);
-    assert!(set.calls_of("wait") > waits_before, "the revoke sent WAIT");
+    assert!(
+        calls_of(&set.primary(), "wait") > waits_before,
+        "the revoke sent WAIT"
+    );
     assert_eq!(user.get(&app.url("/api/auth/me")).await.status(), 401);
 }
 
@@ -338,7 +222,7 @@ async fn after_sentinel_failover_both_instances_serve_sign_in_and_me_again() {
     let Some((set, a)) = app_on_sentinel(test, &[("TETHER_SWEEP_SECS", "3600")]).await else {
         return;
     };
-    let _settled = set.settled();
+    let _settled = Settled::now("sentinel");
     let b = a.spawn_peer().await;
     let password = a.create_user("fay", &["user"]).await;
     let before = a.login("fay", &password).await;
@@ -394,7 +278,7 @@ async fn an_acknowledged_revoke_survives_the_primary_being_killed() {
     let Some((set, app)) = app_on_sentinel(test, &[]).await else {
         return;
     };
-    let _settled = set.settled();
+    let _settled = Settled::now("sentinel");
     let admin = app.login_admin().await;
     let password = app.create_user("kim", &["user"]).await;
     let revoked = app.login("kim", &password).await;
@@ -404,7 +288,7 @@ async fn an_acknowledged_revoke_survives_the_primary_being_killed() {
 
     assert_eq!(admin_revoke(&app, &admin, &sid).await, 204);
     let started = Instant::now();
-    set.kill_primary();
+    kill(&old);
     let deadline = started + FAILOVER_LIMIT;
     let new = set.wait_for_new_primary(&old, deadline).await;
     assert_eq!(
@@ -432,7 +316,7 @@ async fn a_socket_open_across_a_failover_is_not_closed_as_revoked() {
     let Some((set, app)) = app_on_sentinel(test, &[]).await else {
         return;
     };
-    let _settled = set.settled();
+    let _settled = Settled::now("sentinel");
     let password = app.create_user("ines", &["user"]).await;
     let user = app.login("ines", &password).await;
     let mut socket = user.socket(&app).await;
@@ -444,20 +328,5 @@ async fn a_socket_open_across_a_failover_is_not_closed_as_revoked() {
     let new = set.wait_for_new_primary(&old, deadline).await;
     sign_in_on(&app, &new, ("ines", &password), deadline).await;
     assert_eq!(me_status_by(&app, &user, deadline).await, 200);
-    // The resubscriptions after the move made the sweep re-check every
-    // socket's session; give it the time it takes on a busy machine.
-    let watch_until = Instant::now() + PATIENCE;
-    while let Some(seen) = socket.next_within(watch_until - Instant::now()).await {
-        match seen {
-            Seen::Frame(ServerFrame::Event(ServerEvent::SessionRevoked { reason })) => {
-                panic!("revoked ({reason:?}) although the session exists")
-            }
-            Seen::Frame(_) => continue,
-            Seen::Closed(code) => {
-                assert_ne!(code, Some(4001), "closed as revoked");
-                return;
-            }
-        }
-    }
-    assert!(socket.ask::<handlers::ping::Ping>(json!({})).await.ok);
+    not_revoked(&mut socket).await;
 }

@@ -7,12 +7,19 @@
 //!
 //! | Key | Type | Contents | Expiry |
 //! |-----|------|----------|--------|
-//! | `{prefix}session:{sid}` | HASH | `state`: JSON object of the session state map; `uid`: user UUID, empty when anonymous; `created`; `abs`: absolute deadline; `seen`: last activity; `exp`: when the key expires, as its TTL was last set; `ip`: client IP, `ua`: user agent (each ≤ 256 characters, empty when unknown) | `PEXPIRE` min(idle TTL, `abs` − now), renewed on activity |
+//! | `{prefix}session:{<sid>}` | HASH | `state`: JSON object of the session state map; `uid`: user UUID, empty when anonymous; `created`; `abs`: absolute deadline; `seen`: last activity; `exp`: when the key expires, as its TTL was last set; `ip`: client IP, `ua`: user agent (each ≤ 256 characters, empty when unknown) | `PEXPIRE` min(idle TTL, `abs` − now), renewed on activity |
 //! | `{prefix}sessions` | ZSET | every sid, scored by absolute deadline | `PEXPIRE` latest deadline − now |
-//! | `{prefix}user:{uid}:sessions` | ZSET | the user's sids, scored by absolute deadline | `PEXPIRE` latest deadline − now |
-//! | `{prefix}ended:{sid}` | STRING | why a deleted session ended (`logout`, `admin`, …) | 60 s |
-//! | `{prefix}census:{instance}` | HASH | sid → sockets that instance has open for it | `PEXPIRE` census TTL, replaced on every record |
-//! | `{prefix}instances` | ZSET | instance ids, scored by when each last recorded its census | `PEXPIRE` census TTL, renewed on every record |
+//! | `{prefix}user:{<uid>}:sessions` | ZSET | the user's sids, scored by absolute deadline | `PEXPIRE` latest deadline − now |
+//! | `{prefix}ended:{<sid>}` | STRING | why a deleted session ended (`logout`, `admin`, …) | 60 s |
+//! | `{prefix}{census}:{instance}` | HASH | sid → sockets that instance has open for it | `PEXPIRE` census TTL, replaced on every record |
+//! | `{prefix}{census}:instances` | ZSET | instance ids, scored by when each last recorded its census | `PEXPIRE` census TTL, renewed on every record |
+//!
+//! `{<sid>}` and `{<uid>}` are literal braces around the id: a Redis
+//! Cluster hash tag, so a session's hash and tombstone share a hash slot,
+//! and every census key shares one. The same layout is used on every
+//! topology. Each script touches one slot; what spans slots (indexing a
+//! session, deleting all of a user's) is a sequence of steps ordered so that
+//! no interleaving loses a revoke (see [`RedisBackend::create`]).
 //!
 //! The indexes let sessions be listed, paged and revoked without `SCAN`.
 //! Members past their deadline are pruned on create and on list, and members
@@ -23,11 +30,12 @@
 //! Every write after creation is a Lua script that first checks the session
 //! key exists: unlike actix-session's stock store, a session deleted (logout,
 //! revocation, `redis-cli DEL`) while a request is in flight is never written
-//! back. Scripts derive session and index keys from the prefix, so the store
-//! expects one primary (a single server, or Sentinel's), not a Cluster.
+//! back. A session's hash is stored before its index entries, so an entry
+//! whose hash is missing is a leftover (pruned by listings), never a session
+//! about to appear.
 //!
 //! Every connection goes to the current primary ([`crate::redis_link`]
-//! follows a Sentinel failover). Session deletes (revocations) wait until
+//! follows a Sentinel failover; on a Cluster, to each key's). Session deletes (revocations) wait until
 //! `TETHER_REDIS_MIN_REPLICAS_ACK` replicas have them (`WAIT`) before they
 //! answer, so an acknowledged revoke survives the loss of the primary.
 //!
@@ -45,7 +53,7 @@ mod record;
 use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 use anyhow::anyhow;
-use redis::{aio::ConnectionManagerConfig, RedisError, RedisResult, Script, Value};
+use redis::{FromRedisValue, RedisError, RedisResult, Script, Value};
 use uuid::Uuid;
 
 use self::record::{encode_state, parse_session, with_ttl, Record, FIELDS};
@@ -53,7 +61,7 @@ use super::{
     client_field, NewSession, SessionBackend, SessionPage, SessionState, StoreError, StoredSession,
     TOMBSTONE_TTL_MS,
 };
-use crate::redis_link::{PrimaryConnection, RedisLink};
+use crate::redis_link::{PrimaryConnection, RedisLink, Timeouts};
 
 /// How long one attempt to open a connection may take.
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
@@ -105,21 +113,23 @@ pub struct RedisBackend {
 /// The Lua scripts behind every multi-step write, loaded lazily by `EVALSHA`.
 struct Scripts {
     create: Script,
+    index: Script,
     refresh: Script,
     delete: Script,
     delete_user: Script,
 }
 
 const DELETE_LUA: &str = include_str!("redis/delete.lua");
-const DELETE_USER_LUA: &str = include_str!("redis/delete_user.lua");
+const INDEX_LUA: &str = include_str!("redis/index.lua");
 
 impl Scripts {
     fn new() -> Self {
         Self {
             create: Script::new(include_str!("redis/create.lua")),
+            index: Script::new(INDEX_LUA),
             refresh: Script::new(include_str!("redis/refresh.lua")),
             delete: Script::new(DELETE_LUA),
-            delete_user: Script::new(DELETE_USER_LUA),
+            delete_user: Script::new(include_str!("redis/delete_user.lua")),
         }
     }
 }
@@ -148,12 +158,14 @@ impl RedisBackend {
     ) -> Result<RedisBackend, StoreError> {
         let replicated_deletes = (acks.replicas > 0).then(|| {
             // The response timeout must outlast the longest `WAIT`.
-            let config =
-                manager_config().set_response_timeout(Some(acks.within + RESPONSE_TIMEOUT));
-            (link.connection(config), acks)
+            let timeouts = Timeouts {
+                response: acks.within + RESPONSE_TIMEOUT,
+                ..timeouts()
+            };
+            (link.connection(timeouts), acks)
         });
         let backend = RedisBackend {
-            connection: link.connection(manager_config()),
+            connection: link.connection(timeouts()),
             link,
             replicated_deletes,
             prefix: prefix.into(),
@@ -174,9 +186,14 @@ impl RedisBackend {
     /// BENCHMARKS.md).
     pub fn for_worker(&self) -> RedisBackend {
         RedisBackend {
-            connection: self.link.connection(manager_config()),
+            connection: self.link.connection(timeouts()),
             ..self.clone()
         }
+    }
+
+    /// Whether this store is on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.link.is_cluster()
     }
 
     /// The connection this backend's operations use (it follows the primary).
@@ -190,65 +207,70 @@ impl RedisBackend {
         (self.connection.clone(), &self.prefix)
     }
 
-    /// Runs a delete script (`script`, whose source is `source`). When
-    /// replicas must acknowledge deletes, the script goes by `EVAL` in one
-    /// pipeline with `WAIT`, on the deletes' own connection: `WAIT` covers
-    /// only the writes sent before it on the same connection, and a pipeline
-    /// is one write on one socket, so nothing can slip between the two.
-    /// Too few acknowledgements in time do not fail the delete, which has
-    /// happened: they are logged as a warning.
-    async fn run_delete<T: redis::FromRedisValue>(
+    /// Runs `delete.lua` on one session (only if it is `only_of`'s, when
+    /// given); returns whether it existed and was deleted, and its user.
+    ///
+    /// When replicas must acknowledge deletes, the script goes by `EVAL` in
+    /// one pipeline with `WAIT`, on the deletes' own connection, to the node
+    /// that holds the session: `WAIT` covers only the writes sent before it
+    /// on the same connection, and a pipeline is one write on one socket, so
+    /// nothing can slip between the two. Too few acknowledgements in time do
+    /// not fail the delete, which has happened: they are logged as a warning.
+    async fn delete_one(
+        &self,
+        what: &'static str,
+        sid: &str,
+        reason: &str,
+        only_of: Option<Uuid>,
+    ) -> Result<(bool, String), StoreError> {
+        let keys = [self.session_key(sid), self.ended_key(sid)];
+        let mut args = vec![reason.to_owned(), TOMBSTONE_TTL_MS.to_string()];
+        args.extend(only_of.map(|uid| uid.to_string()));
+        let Some((connection, acks)) = &self.replicated_deletes else {
+            let mut invocation = self.scripts.delete.prepare_invoke();
+            invocation.key(&keys[..]).arg(&args[..]);
+            let mut connection = self.conn();
+            let (deleted, uid): (i64, String) =
+                with_deadline(what, invocation.invoke_async(&mut connection)).await?;
+            return Ok((deleted == 1, uid));
+        };
+        let (deleted, uid): (i64, String) =
+            replicated_eval(what, connection, *acks, DELETE_LUA, &keys, &args).await?;
+        Ok((deleted == 1, uid))
+    }
+
+    /// Runs the one-key `script` (whose source is `source`) on `key`,
+    /// waiting for replicas as deletes do (see [`RedisBackend::delete_one`])
+    /// when they must.
+    async fn replicated_write<T: FromRedisValue>(
         &self,
         what: &'static str,
         (script, source): (&Script, &'static str),
-        keys: &[String],
+        key: &str,
         args: &[String],
     ) -> Result<T, StoreError> {
-        let Some((connection, acks)) = &self.replicated_deletes else {
-            let mut invocation = script.prepare_invoke();
-            for key in keys {
-                invocation.key(key);
+        let keys = [key.to_owned()];
+        match &self.replicated_deletes {
+            Some((connection, acks)) => {
+                replicated_eval(what, connection, *acks, source, &keys, args).await
             }
-            for arg in args {
-                invocation.arg(arg);
+            None => {
+                let mut invocation = script.key(key);
+                invocation.arg(args);
+                let mut connection = self.conn();
+                with_deadline(what, invocation.invoke_async(&mut connection)).await
             }
-            let mut connection = self.conn();
-            return with_deadline(what, invocation.invoke_async(&mut connection)).await;
-        };
-        let wait_ms = acks.within.as_millis() as u64;
-        let mut pipe = redis::pipe();
-        pipe.cmd("EVAL")
-            .arg(source)
-            .arg(keys.len())
-            .arg(keys)
-            .arg(args);
-        pipe.cmd("WAIT").arg(acks.replicas).arg(wait_ms);
-        let mut connection = connection.clone();
-        let replied = tokio::time::timeout(
-            acks.within + OPERATION_DEADLINE,
-            pipe.query_async::<(T, usize)>(&mut connection),
-        )
-        .await
-        .map_err(|_elapsed| StoreError::Unavailable(anyhow!("Redis: {what}: no answer in time")))?;
-        let (result, acked) = replied.map_err(|e| unavailable(what, e))?;
-        if acked < acks.replicas {
-            log::warn!(
-                "event=delete_not_replicated what=\"{what}\" acked={acked} wanted={} \
-                 waited_ms={wait_ms} note=\"answered anyway; losing the primary now could undo it\"",
-                acks.replicas
-            );
         }
-        Ok(result)
     }
 
-    /// The key of a session's hash.
+    /// The key of a session's hash (the sid is its Cluster hash tag).
     pub fn session_key(&self, sid: &str) -> String {
-        format!("{}session:{sid}", self.prefix)
+        format!("{}session:{{{sid}}}", self.prefix)
     }
 
-    /// The key of a user's session index.
+    /// The key of a user's session index (the uid is its hash tag).
     pub fn user_index_key(&self, user_id: Uuid) -> String {
-        format!("{}user:{user_id}:sessions", self.prefix)
+        format!("{}user:{{{user_id}}}:sessions", self.prefix)
     }
 
     /// The key of the index of every session.
@@ -256,18 +278,50 @@ impl RedisBackend {
         format!("{}sessions", self.prefix)
     }
 
-    /// The key of a deleted session's tombstone.
+    /// The key of a deleted session's tombstone, in its session's hash slot.
     pub fn ended_key(&self, sid: &str) -> String {
-        format!("{}ended:{sid}", self.prefix)
+        format!("{}ended:{{{sid}}}", self.prefix)
+    }
+
+    /// Adds `sid` (stored already) to the global index and its user's, in
+    /// one round trip (on a Cluster, one per index's node). When replicas
+    /// must acknowledge deletes, they must acknowledge the user's index
+    /// entry too: a failover that lost it would leave a live session that
+    /// the next "delete every session of this user" cannot find.
+    async fn index(
+        &self,
+        sid: &str,
+        user_id: Option<Uuid>,
+        absolute_deadline_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let what = "index session";
+        let mut global = self.scripts.index.key(self.sessions_index_key());
+        global.arg(sid).arg(absolute_deadline_ms).arg(now_ms);
+        let mut on_global = self.conn();
+        let global = global.invoke_async::<i64>(&mut on_global);
+        let Some(user_id) = user_id else {
+            with_deadline(what, global).await?;
+            return Ok(());
+        };
+        let index = self.user_index_key(user_id);
+        let args = [
+            sid.to_owned(),
+            absolute_deadline_ms.to_string(),
+            now_ms.to_string(),
+        ];
+        let own = self.replicated_write(what, (&self.scripts.index, INDEX_LUA), &index, &args);
+        let (_, _): (i64, i64) = tokio::try_join!(with_deadline(what, global), own)?;
+        Ok(())
     }
 
     /// Claims the counting of a session's end for this instance: every
     /// instance hears the same keyspace notice, and the first to set
-    /// `{prefix}ended_counted:{sid}` (kept 60 s) counts it, so a session
+    /// `{prefix}ended_counted:{<sid>}` (kept 60 s) counts it, so a session
     /// ended is counted once over all instances.
     pub async fn claim_end_count(&self, sid: &str) -> Result<bool, StoreError> {
         let mut set = redis::cmd("SET");
-        set.arg(format!("{}ended_counted:{sid}", self.prefix))
+        set.arg(format!("{}ended_counted:{{{sid}}}", self.prefix))
             .arg(1)
             .arg("NX")
             .arg("PX")
@@ -319,15 +373,15 @@ impl RedisBackend {
         if sids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for sid in sids {
-            pipe.cmd("HMGET")
-                .arg(self.session_key(sid))
-                .arg(&FIELDS[..]);
-        }
-        let mut connection = self.conn();
-        let replies: Vec<Value> =
-            with_deadline("read sessions", pipe.query_async(&mut connection)).await?;
+        let keys: Vec<String> = sids.iter().map(|sid| self.session_key(sid)).collect();
+        let connection = self.conn();
+        let replies = with_deadline(
+            "read sessions",
+            connection.per_key(&keys, |pipe, key| {
+                pipe.cmd("HMGET").arg(key).arg(&FIELDS[..]);
+            }),
+        )
+        .await?;
         if replies.len() != sids.len() {
             return Err(StoreError::Corrupt(format!(
                 "expected {} replies from Redis, got {}",
@@ -348,12 +402,14 @@ impl RedisBackend {
             });
         }
         if !untimed.is_empty() {
-            let mut pipe = redis::pipe();
-            for &i in &untimed {
-                pipe.cmd("PTTL").arg(self.session_key(&sids[i]));
-            }
-            let ttls: Vec<Value> =
-                with_deadline("read session TTLs", pipe.query_async(&mut connection)).await?;
+            let untimed_keys: Vec<String> = untimed.iter().map(|&i| keys[i].clone()).collect();
+            let ttls = with_deadline(
+                "read session TTLs",
+                connection.per_key(&untimed_keys, |pipe, key| {
+                    pipe.cmd("PTTL").arg(key);
+                }),
+            )
+            .await?;
             for (&i, ttl) in untimed.iter().zip(&ttls) {
                 if let Some(session) = sessions[i].take() {
                     sessions[i] = with_ttl(session, ttl, now_ms)?;
@@ -372,11 +428,14 @@ impl SessionBackend for RedisBackend {
         idle_ttl_ms: i64,
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        // The hash first, then its index entries: an entry therefore never
+        // names a session that does not exist yet, so a listing that finds
+        // one without its hash may drop it, and "delete every session of
+        // this user" (which takes the user's index, then deletes what it
+        // names) either finds this session or runs before its entry exists,
+        // when the session counts as created after that revoke. No
+        // interleaving leaves a live session out of its user's index.
         let mut invocation = self.scripts.create.key(self.session_key(sid));
-        invocation.key(self.sessions_index_key());
-        if let Some(user_id) = new.user_id {
-            invocation.key(self.user_index_key(user_id));
-        }
         invocation
             .arg(encode_state(&new.state)?)
             .arg(new.user_id.map(|u| u.to_string()).unwrap_or_default())
@@ -384,13 +443,17 @@ impl SessionBackend for RedisBackend {
             .arg(new.absolute_deadline_ms)
             .arg(now_ms)
             .arg(idle_ttl_ms)
-            .arg(sid)
             .arg(client_field(new.client_ip).unwrap_or_default())
             .arg(client_field(new.user_agent).unwrap_or_default());
         let mut connection = self.conn();
-        let _stored: i64 =
+        let stored: i64 =
             with_deadline("create session", invocation.invoke_async(&mut connection)).await?;
-        Ok(())
+        if stored == 0 {
+            // Dead on arrival (its deadline passed): nothing to index.
+            return Ok(());
+        }
+        self.index(sid, new.user_id, new.absolute_deadline_ms, now_ms)
+            .await
     }
 
     async fn load(&self, sid: &str, now_ms: i64) -> Result<Option<StoredSession>, StoreError> {
@@ -419,22 +482,15 @@ impl SessionBackend for RedisBackend {
     }
 
     async fn delete(&self, sid: &str, reason: &str) -> Result<bool, StoreError> {
-        let keys = [
-            self.session_key(sid),
-            self.sessions_index_key(),
-            self.ended_key(sid),
-        ];
-        let args = [
-            self.prefix.to_string(),
-            sid.to_owned(),
-            reason.to_owned(),
-            TOMBSTONE_TTL_MS.to_string(),
-        ];
-        let script = (&self.scripts.delete, DELETE_LUA);
-        let existed: i64 = self
-            .run_delete("delete session", script, &keys, &args)
-            .await?;
-        Ok(existed == 1)
+        let (existed, uid) = self.delete_one("delete session", sid, reason, None).await?;
+        // The index entries go after the session (a listing would drop them
+        // anyway once it finds the hash gone).
+        let mut indexes = vec![self.sessions_index_key()];
+        if let Ok(user_id) = Uuid::parse_str(&uid) {
+            indexes.push(self.user_index_key(user_id));
+        }
+        listing::unindex(self, &indexes, &[sid.to_owned()]).await?;
+        Ok(existed)
     }
 
     async fn list_user_sessions(
@@ -450,16 +506,30 @@ impl SessionBackend for RedisBackend {
         user_id: Uuid,
         reason: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let keys = [self.user_index_key(user_id), self.sessions_index_key()];
-        let args = [
-            self.prefix.to_string(),
-            user_id.to_string(),
-            reason.to_owned(),
-            TOMBSTONE_TTL_MS.to_string(),
-        ];
-        let script = (&self.scripts.delete_user, DELETE_USER_LUA);
-        self.run_delete("delete user sessions", script, &keys, &args)
-            .await
+        let what = "delete user sessions";
+        let taken = self.scripts.delete_user.key(self.user_index_key(user_id));
+        let mut connection = self.conn();
+        let sids: Vec<String> = with_deadline(what, taken.invoke_async(&mut connection)).await?;
+        let deletes = sids
+            .iter()
+            .map(|sid| self.delete_one(what, sid, reason, Some(user_id)));
+        let outcomes = futures_util::future::try_join_all(deletes).await?;
+        let deleted: Vec<String> = sids
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, (deleted, _))| *deleted)
+            .map(|(sid, _)| sid.clone())
+            .collect();
+        // Gone already, or just deleted: either way out of the global index.
+        // (A hash with another uid cannot come from this store; leave it.)
+        let unindexed: Vec<String> = sids
+            .into_iter()
+            .zip(&outcomes)
+            .filter(|(_, (_, uid))| uid.is_empty() || *uid == user_id.to_string())
+            .map(|(sid, _)| sid)
+            .collect();
+        listing::unindex(self, &[self.sessions_index_key()], &unindexed).await?;
+        Ok(deleted)
     }
 
     async fn list_sessions(
@@ -540,13 +610,59 @@ impl SessionBackend for RedisBackend {
     }
 }
 
-/// An auto-reconnecting connection's timeouts and retries (see above).
-fn manager_config() -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT))
-        .set_number_of_retries(RECONNECT_RETRIES)
-        .set_max_delay(Duration::from_millis(500))
+/// Runs script `source` by `EVAL` in one pipeline with `WAIT`, on
+/// `connection`, to the node holding `keys[0]`: `WAIT` covers only the
+/// writes sent before it on the same connection, and a pipeline is one write
+/// on one socket, so nothing can slip between the two. Too few
+/// acknowledgements in time do not fail the write, which has happened: they
+/// are logged as a warning.
+async fn replicated_eval<T: FromRedisValue>(
+    what: &'static str,
+    connection: &PrimaryConnection,
+    acks: ReplicaAck,
+    source: &'static str,
+    keys: &[String],
+    args: &[String],
+) -> Result<T, StoreError> {
+    let wait_ms = acks.within.as_millis() as u64;
+    let mut pipe = redis::pipe();
+    pipe.cmd("EVAL")
+        .arg(source)
+        .arg(keys.len())
+        .arg(keys)
+        .arg(args);
+    pipe.cmd("WAIT").arg(acks.replicas).arg(wait_ms);
+    let replied = tokio::time::timeout(
+        acks.within + OPERATION_DEADLINE,
+        connection.pipeline_at(&keys[0], &pipe),
+    )
+    .await
+    .map_err(|_elapsed| StoreError::Unavailable(anyhow!("Redis: {what}: no answer in time")))?;
+    let replies = replied.map_err(|e| unavailable(what, e))?;
+    let (result, acked): (T, usize) = FromRedisValue::from_redis_value(Value::Array(replies))
+        .map_err(|e| unavailable(what, e.into()))?;
+    if acked < acks.replicas {
+        let event = if what.starts_with("delete") {
+            "delete_not_replicated"
+        } else {
+            "write_not_replicated"
+        };
+        log::warn!(
+            "event={event} what=\"{what}\" acked={acked} wanted={} \
+             waited_ms={wait_ms} note=\"answered anyway; losing the primary now could undo it\"",
+            acks.replicas
+        );
+    }
+    Ok(result)
+}
+
+/// A store connection's timeouts and retries (see above).
+fn timeouts() -> Timeouts {
+    Timeouts {
+        connect: CONNECTION_TIMEOUT,
+        response: RESPONSE_TIMEOUT,
+        retries: Some(RECONNECT_RETRIES),
+    }
 }
 
 /// Runs one Redis operation under [`OPERATION_DEADLINE`], turning every

@@ -19,7 +19,7 @@ async fn a_session_deleted_in_redis_is_recorded_once_though_two_instances_see_it
     let mut on_a = user.socket(&a).await;
     let mut on_b = user.socket(&b).await;
     let redis = a.redis.as_ref().unwrap();
-    redis.delete_key(&format!("{}session:{sid}", redis.prefix));
+    redis.delete_key(&crate::failover::session_key(&a, &sid));
     for socket in [&mut on_a, &mut on_b] {
         assert_eq!(socket.closed().await.0, Some(4001));
     }

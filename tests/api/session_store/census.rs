@@ -78,7 +78,7 @@ async fn a_stale_instances_counts_are_ignored_and_forgotten<B: SessionBackend + 
     // Forgotten, not just skipped: a more lenient reader no longer sees it.
     let counts = store.backend.socket_counts(&sids, now, TTL_MS).await;
     assert_eq!(sockets(&counts.unwrap(), &sid), 1);
-    if let Some(instances) = store.raw_zset("instances") {
+    if let Some(instances) = store.raw_zset("{census}:instances") {
         assert_eq!(instances, ["alive".to_owned()].into());
     }
 }

@@ -93,7 +93,7 @@ impl<B: SessionBackend + Clone> Store<B> {
 
     /// The members of a user's Redis index (`None` for memory).
     pub fn raw_index(&self, user_id: Uuid) -> Option<HashSet<String>> {
-        self.raw_zset(&format!("user:{user_id}:sessions"))
+        self.raw_zset(&format!("user:{{{user_id}}}:sessions"))
     }
 
     /// The members of the Redis index of all sessions (`None` for memory).
@@ -105,7 +105,7 @@ impl<B: SessionBackend + Clone> Store<B> {
     /// in-process store has no back door, so it is deleted through the front.
     pub async fn delete_behind_the_back(&self, sid: &str) {
         match &self.redis {
-            Some(redis) => redis.delete_key(&format!("{}session:{sid}", redis.prefix)),
+            Some(redis) => redis.delete_key(&format!("{}session:{{{sid}}}", redis.prefix)),
             None => assert!(self.backend.delete(sid, "deleted").await.unwrap()),
         }
     }

@@ -38,16 +38,16 @@ async fn redis_store_keys_follow_the_documented_layout() {
         .unwrap();
 
     let p = &redis.prefix;
-    let session_key = format!("{p}session:{sid}");
-    let index_key = format!("{p}user:{user}:sessions");
+    let session_key = format!("{p}session:{{{sid}}}");
+    let index_key = format!("{p}user:{{{user}}}:sessions");
     let layout = [
         (session_key.clone(), "hash"),
-        (format!("{p}session:{anonymous_sid}"), "hash"),
+        (format!("{p}session:{{{anonymous_sid}}}"), "hash"),
         (format!("{p}sessions"), "zset"),
         (index_key.clone(), "zset"),
-        (format!("{p}ended:{ended_sid}"), "string"),
-        (format!("{p}census:instance-1"), "hash"),
-        (format!("{p}instances"), "zset"),
+        (format!("{p}ended:{{{ended_sid}}}"), "string"),
+        (format!("{p}{{census}}:instance-1"), "hash"),
+        (format!("{p}{{census}}:instances"), "zset"),
     ];
     let mut expected: Vec<String> = layout.iter().map(|(key, _)| key.clone()).collect();
     expected.sort();
@@ -91,7 +91,7 @@ async fn redis_store_keys_follow_the_documented_layout() {
         );
     }
     let count: String = ::redis::cmd("HGET")
-        .arg(format!("{p}census:instance-1"))
+        .arg(format!("{p}{{census}}:instance-1"))
         .arg(&sid)
         .query(&mut raw)
         .unwrap();
@@ -140,7 +140,7 @@ async fn the_keyspace_listener_reports_deleted_and_expired_sessions_and_nothing_
         .unwrap();
     let elsewhere = create(&other, None, LIFETIME_MS).await;
     redis.delete_key(&other.session_key(&elsewhere));
-    redis.delete_key(&format!("{}ended:{ended}", redis.prefix));
+    redis.delete_key(&format!("{}ended:{{{ended}}}", redis.prefix));
 
     let sid = create(&store.backend, None, LIFETIME_MS).await;
     redis.delete_key(&store.backend.session_key(&sid));
@@ -292,7 +292,7 @@ async fn a_session_stored_without_exp_loads_with_its_ttl() {
     };
     let redis = store.redis.as_ref().unwrap();
     let sid = create(&store.backend, Some(Uuid::new_v4()), LIFETIME_MS).await;
-    let key = format!("{}session:{sid}", redis.prefix);
+    let key = format!("{}session:{{{sid}}}", redis.prefix);
     let mut raw = redis.raw_connection();
     let _: i64 = ::redis::cmd("HDEL")
         .arg(&key)

@@ -18,7 +18,7 @@ async fn delete_leaves_the_reason_the_session_ended<B: SessionBackend + Clone>(s
     assert_eq!(reason.as_deref(), Some("admin"));
     if let Some(redis) = &store.redis {
         let ttl: i64 = ::redis::cmd("PTTL")
-            .arg(format!("{}ended:{sid}", redis.prefix))
+            .arg(format!("{}ended:{{{sid}}}", redis.prefix))
             .query(&mut redis.raw_connection())
             .unwrap();
         assert!(
@@ -47,7 +47,7 @@ async fn only_a_session_that_existed_leaves_a_tombstone<B: SessionBackend + Clon
             .into_iter()
             .filter(|key| key.contains("ended:"))
             .collect();
-        assert_eq!(tombstones, [format!("{}ended:{sid}", redis.prefix)]);
+        assert_eq!(tombstones, [format!("{}ended:{{{sid}}}", redis.prefix)]);
     }
 }
 

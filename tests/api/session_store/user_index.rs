@@ -149,7 +149,49 @@ async fn expired_sessions_are_pruned_from_the_users_index<B: SessionBackend + Cl
     }
 }
 
+/// Sign-ins racing "delete every session of this user": whatever the
+/// interleaving, no session can end up outside its user's index, so a
+/// second revoke-all, after the race, leaves none alive. (With the index
+/// entry written before the hash, a sign-in indexed just before the first
+/// revoke took the index, and stored just after it deleted what it named,
+/// would survive both.)
+async fn no_sign_in_racing_a_revoke_all_escapes_the_next_one<
+    B: SessionBackend + Clone + 'static,
+>(
+    store: Store<B>,
+) {
+    let user = Uuid::new_v4();
+    let mut created = Vec::new();
+    for _round in 0..10 {
+        let sign_ins: Vec<_> = (0..20)
+            .map(|_| {
+                let backend = store.backend.clone();
+                tokio::spawn(async move { create(&backend, Some(user), LIFETIME_MS).await })
+            })
+            .collect();
+        let backend = store.backend.clone();
+        let revoke =
+            tokio::spawn(
+                async move { backend.delete_user_sessions(user, "password_changed").await },
+            );
+        for sign_in in sign_ins {
+            created.push(sign_in.await.unwrap());
+        }
+        revoke.await.unwrap().unwrap();
+    }
+    store
+        .backend
+        .delete_user_sessions(user, "password_changed")
+        .await
+        .unwrap();
+    for sid in &created {
+        let alive = store.backend.load(sid, now_ms()).await.unwrap();
+        assert!(alive.is_none(), "session {sid} escaped two revoke-alls");
+    }
+}
+
 conformance!(
+    no_sign_in_racing_a_revoke_all_escapes_the_next_one,
     user_sessions_are_listed_per_user,
     deleting_a_users_sessions_spares_everyone_else,
     a_deleted_session_leaves_its_users_index,

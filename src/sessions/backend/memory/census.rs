@@ -1,6 +1,6 @@
 //! The socket census kept in process: how many sockets each instance has
 //! open per session, with the same lapse and staleness rules as Redis's
-//! `{prefix}census:{instance}` and `{prefix}instances`.
+//! `{prefix}{census}:<instance>` and `{prefix}{census}:instances`.
 
 use std::collections::HashMap;
 

@@ -1,6 +1,9 @@
 //! The socket census: each instance's count of open sockets per session,
-//! under `{prefix}census:{instance}`, and `{prefix}instances`, which says
-//! when each instance last recorded its census so stale ones are ignored.
+//! under `{prefix}{census}:{instance}`, and `{prefix}{census}:instances`,
+//! which says when each instance last recorded its census so stale ones are
+//! ignored. `{census}` is a literal Cluster hash tag: every census key is in
+//! one hash slot, so a census is replaced, and all of them read, in one
+//! transaction or pipeline on a Cluster too.
 
 use std::collections::HashMap;
 
@@ -9,11 +12,11 @@ use crate::sessions::backend::StoreError;
 
 impl RedisBackend {
     fn census_key(&self, instance: &str) -> String {
-        format!("{}census:{instance}", self.prefix)
+        format!("{}{{census}}:{instance}", self.prefix)
     }
 
     fn instances_key(&self) -> String {
-        format!("{}instances", self.prefix)
+        format!("{}{{census}}:instances", self.prefix)
     }
 }
 

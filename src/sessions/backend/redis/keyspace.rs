@@ -2,19 +2,25 @@
 //! or expired inside Redis (`redis-cli DEL`, TTL) without polling. This is
 //! the one place that turns a Redis key name back into a session id.
 //!
-//! They are lossy (not delivered while disconnected, per node on a
-//! Cluster) and managed Redis often forbids `CONFIG SET`, so they are one
-//! revocation path among several, never the only one: the listener says
-//! when it (re)subscribed after a gap, so the caller can re-check sessions.
+//! They are lossy (not delivered while disconnected) and managed Redis
+//! often forbids `CONFIG SET`, so they are one revocation path among
+//! several, never the only one: the listener says when it (re)subscribed
+//! after a gap, so the caller can re-check sessions. On a Cluster each
+//! primary publishes only its own keys' events, to its own subscribers: the
+//! listener subscribes on every primary, and on each new one after a
+//! failover.
 
 use std::{collections::HashMap, time::Duration};
 
 use futures_util::StreamExt as _;
-use redis::{ErrorKind, RedisResult};
-use tokio::sync::{mpsc, oneshot};
+use redis::{aio::ConnectionLike, ErrorKind, RedisResult};
+use tokio::{
+    sync::{mpsc, oneshot, watch},
+    task::AbortHandle,
+};
 
 use super::{deadline, unavailable, RedisBackend, CONNECTION_TIMEOUT};
-use crate::{domain::Disappearance, sessions::backend::StoreError};
+use crate::{domain::Disappearance, redis_link::ClusterNodes, sessions::backend::StoreError};
 
 const SETTING: &str = "notify-keyspace-events";
 
@@ -28,10 +34,32 @@ pub enum KeyspaceNotice {
     Resubscribed,
 }
 
-/// The sid of a session key (`{prefix}session:{sid}`); `None` for any other key.
+/// Where one listener subscribes.
+#[derive(Clone)]
+enum Source {
+    /// The primary (one node, or Sentinel's, followed through failovers).
+    Primary,
+    /// One primary of a Cluster, `HOST:PORT`.
+    Node(String),
+}
+
+/// Aborts its task when dropped (a primary that left the Cluster).
+struct Listening(AbortHandle);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The sid of a session key (`{prefix}session:{<sid>}`, braces included);
+/// `None` for any other key.
 fn sid_of_key<'k>(prefix: &str, key: &'k str) -> Option<&'k str> {
-    let sid = key.strip_prefix(prefix)?.strip_prefix("session:")?;
-    (!sid.is_empty() && !sid.contains(':')).then_some(sid)
+    let sid = key
+        .strip_prefix(prefix)?
+        .strip_prefix("session:{")?
+        .strip_suffix('}')?;
+    (!sid.is_empty() && !sid.contains([':', '{', '}'])).then_some(sid)
 }
 
 impl RedisBackend {
@@ -39,40 +67,128 @@ impl RedisBackend {
     /// reports each on `notices`. Every subscription first switches keyspace
     /// notifications on, since a restarted Redis has forgotten a `CONFIG
     /// SET`. Reconnects with backoff after a failure, and moves to the new
-    /// primary after a failover, then reports [`KeyspaceNotice::Resubscribed`]. Stops when `notices` is closed.
-    /// The returned receiver completes once the first subscription is in place.
+    /// primary after a failover (on a Cluster: listens on every primary, and
+    /// on each new one), then reports [`KeyspaceNotice::Resubscribed`].
+    /// Stops when `notices` is closed. The returned receiver completes once
+    /// the first subscriptions are in place.
     pub fn spawn_keyspace_listener(
         &self,
         notices: mpsc::Sender<KeyspaceNotice>,
     ) -> oneshot::Receiver<()> {
-        let backend = self.clone();
         let (subscribed, ready) = oneshot::channel();
-        let mut subscribed = Some(subscribed);
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
-            while !notices.is_closed() {
-                match backend.listen_once(&notices, &mut subscribed).await {
-                    // The primary moved (or `notices` closed): at once.
-                    Ok(()) => {
-                        backoff = Duration::from_millis(100);
-                        continue;
-                    }
-                    Err(e) => log::warn!("event=keyspace_listener_failed error={e:#}"),
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        });
+        match self.link.cluster_nodes() {
+            None => drop(tokio::spawn(self.clone().listen(
+                Source::Primary,
+                notices,
+                Some(subscribed),
+            ))),
+            Some(nodes) => drop(tokio::spawn(
+                self.clone().listen_on_cluster(nodes, notices, subscribed),
+            )),
+        }
         ready
     }
 
-    /// `subscribed` is taken (and told) by the first successful subscription.
+    /// One listener on every primary of the Cluster, replaced as primaries
+    /// come and go. `ready` is told once each first primary was subscribed
+    /// to; a listener on a primary that appears later (a promoted replica)
+    /// reports [`KeyspaceNotice::Resubscribed`] once subscribed, since
+    /// deletions there went unheard until then.
+    async fn listen_on_cluster(
+        self,
+        mut nodes: watch::Receiver<ClusterNodes>,
+        notices: mpsc::Sender<KeyspaceNotice>,
+        ready: oneshot::Sender<()>,
+    ) {
+        let mut listening: HashMap<String, Listening> = HashMap::new();
+        let mut ready = Some(ready);
+        loop {
+            let primaries = nodes.borrow_and_update().primaries.clone();
+            listening.retain(|addr, _| primaries.contains(addr));
+            let mut firsts = Vec::new();
+            for addr in primaries {
+                if listening.contains_key(&addr) {
+                    continue;
+                }
+                let first = ready.as_ref().map(|_| {
+                    let (first, heard) = oneshot::channel();
+                    firsts.push(heard);
+                    first
+                });
+                let task = tokio::spawn(self.clone().listen(
+                    Source::Node(addr.clone()),
+                    notices.clone(),
+                    first,
+                ));
+                listening.insert(addr, Listening(task.abort_handle()));
+            }
+            if let Some(ready) = ready.take() {
+                tokio::spawn(async move {
+                    for heard in firsts {
+                        let _ = heard.await;
+                    }
+                    let _ = ready.send(());
+                });
+            }
+            tokio::select! {
+                changed = nodes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                () = notices.closed() => return,
+            }
+        }
+    }
+
+    /// Listens on `source` until `notices` closes, subscribing again after
+    /// every failure (with backoff) or move of the primary (at once).
+    async fn listen(
+        self,
+        source: Source,
+        notices: mpsc::Sender<KeyspaceNotice>,
+        mut subscribed: Option<oneshot::Sender<()>>,
+    ) {
+        let mut backoff = Duration::from_millis(100);
+        // A listener without a first-subscription signal (a Cluster primary
+        // found later) reports its first subscription as a resubscription.
+        let mut heard_before = subscribed.is_none();
+        while !notices.is_closed() {
+            match self
+                .listen_once(&source, &notices, &mut subscribed, &mut heard_before)
+                .await
+            {
+                // The primary moved (or `notices` closed): at once.
+                Ok(()) => {
+                    backoff = Duration::from_millis(100);
+                    continue;
+                }
+                Err(e) => log::warn!("event=keyspace_listener_failed error={e:#}"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// `subscribed` is taken (and told) by the first successful subscription;
+    /// every later one reports [`KeyspaceNotice::Resubscribed`].
     async fn listen_once(
         &self,
+        source: &Source,
         notices: &mpsc::Sender<KeyspaceNotice>,
         subscribed: &mut Option<oneshot::Sender<()>>,
+        heard_before: &mut bool,
     ) -> anyhow::Result<()> {
-        let (mut pubsub, primary) = self.link.pubsub(CONNECTION_TIMEOUT).await?;
+        let (mut pubsub, primary, addr) = match source {
+            Source::Primary => {
+                let (pubsub, generation) = self.link.pubsub(CONNECTION_TIMEOUT).await?;
+                (pubsub, Some(generation), self.link.primary_addr())
+            }
+            Source::Node(addr) => {
+                let pubsub = self.link.pubsub_at(addr, CONNECTION_TIMEOUT).await?;
+                (pubsub, None, addr.clone())
+            }
+        };
         let db = self.link.db();
         let (deleted, expired) = (
             format!("__keyevent@{db}__:del"),
@@ -80,23 +196,28 @@ impl RedisBackend {
         );
         pubsub.subscribe(&[&deleted, &expired]).await?;
         // `false` (logged) when Redis refuses `CONFIG`: the sweep then covers.
-        self.enable_keyspace_events().await?;
-        log::info!(
-            "event=keyspace_listener_subscribed db={db} primary={}",
-            self.link.primary_addr()
-        );
-        match subscribed.take() {
-            Some(first) => {
-                let _ = first.send(());
+        match source {
+            Source::Primary => enable_keyevents_on(&mut self.conn()).await?,
+            Source::Node(addr) => {
+                let mut node = self.link.connection_at(addr, CONNECTION_TIMEOUT).await?;
+                enable_keyevents_on(&mut node).await?
             }
-            None => {
-                if notices.send(KeyspaceNotice::Resubscribed).await.is_err() {
-                    return Ok(());
-                }
-            }
+        };
+        log::info!("event=keyspace_listener_subscribed db={db} primary={addr}");
+        if let Some(first) = subscribed.take() {
+            let _ = first.send(());
+        } else if *heard_before && notices.send(KeyspaceNotice::Resubscribed).await.is_err() {
+            return Ok(());
         }
-        // After a failover the old primary tells nothing of the new one's keys.
-        let moved = self.link.moved_from(primary);
+        *heard_before = true;
+        // After a failover the old primary tells nothing of the new one's
+        // keys. (A Cluster's primaries are followed by `listen_on_cluster`.)
+        let moved = async {
+            match primary {
+                Some(generation) => self.link.moved_from(generation).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::pin!(moved);
         let mut messages = pubsub.on_message();
         loop {
@@ -136,14 +257,17 @@ impl RedisBackend {
     /// set. `Ok(false)`, with a warning logged, when Redis refuses `CONFIG`;
     /// an error only when Redis does not answer.
     pub async fn enable_keyspace_events(&self) -> Result<bool, StoreError> {
-        let mut connection = self.conn();
+        enable_keyevents_on(&mut self.conn()).await
+    }
+}
+
+/// [`RedisBackend::enable_keyspace_events`] on the node `connection` leads to.
+async fn enable_keyevents_on(connection: &mut impl ConnectionLike) -> Result<bool, StoreError> {
+    {
         let mut get = redis::cmd("CONFIG");
         get.arg("GET").arg(SETTING);
-        let reply: RedisResult<HashMap<String, String>> = deadline(
-            "read notify-keyspace-events",
-            get.query_async(&mut connection),
-        )
-        .await?;
+        let reply: RedisResult<HashMap<String, String>> =
+            deadline("read notify-keyspace-events", get.query_async(connection)).await?;
         let Some(current) = unless_refused("CONFIG GET", reply)? else {
             return Ok(false);
         };
@@ -154,11 +278,8 @@ impl RedisBackend {
         }
         let mut set = redis::cmd("CONFIG");
         set.arg("SET").arg(SETTING).arg(&wanted);
-        let reply: RedisResult<()> = deadline(
-            "set notify-keyspace-events",
-            set.query_async(&mut connection),
-        )
-        .await?;
+        let reply: RedisResult<()> =
+            deadline("set notify-keyspace-events", set.query_async(connection)).await?;
         Ok(unless_refused("CONFIG SET", reply)?.is_some())
     }
 }
@@ -202,14 +323,16 @@ mod tests {
 
     #[test]
     fn only_session_keys_of_this_prefix_name_a_sid() {
-        assert_eq!(sid_of_key("t:", "t:session:abc"), Some("abc"));
+        assert_eq!(sid_of_key("t:", "t:session:{abc}"), Some("abc"));
         for other in [
             "t:sessions",
-            "t:session:",
-            "t:ended:abc",
-            "t:user:u:sessions",
-            "t:session:abc:x",
-            "elsewhere:session:abc",
+            "t:session:{}",
+            "t:session:abc",
+            "t:ended:{abc}",
+            "t:user:{u}:sessions",
+            "t:session:{abc}:x",
+            "t:session:{a{b}",
+            "elsewhere:session:{abc}",
         ] {
             assert_eq!(sid_of_key("t:", other), None, "{other}");
         }

@@ -97,8 +97,9 @@ pub(super) async fn list_user_sessions(
     Ok(live)
 }
 
-/// Removes `sids` (entries whose session is gone) from each of `indexes`.
-async fn unindex(
+/// Removes `sids` (entries whose session is gone) from each of `indexes`
+/// (in one round trip; on a Cluster, one command per index's slot).
+pub(super) async fn unindex(
     backend: &RedisBackend,
     indexes: &[String],
     sids: &[String],
@@ -106,12 +107,15 @@ async fn unindex(
     if sids.is_empty() {
         return Ok(());
     }
-    let mut pipe = redis::pipe();
-    for index in indexes {
-        pipe.cmd("ZREM").arg(index).arg(sids).ignore();
-    }
-    let mut connection = backend.conn();
-    with_deadline("prune session index", pipe.query_async(&mut connection)).await
+    let connection = backend.conn();
+    with_deadline(
+        "prune session index",
+        connection.per_key(indexes, |pipe, index| {
+            pipe.cmd("ZREM").arg(index).arg(sids);
+        }),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Drops members past their deadline, then counts the rest.
@@ -158,21 +162,26 @@ async fn newest_first(
 ///
 /// Reads each hash's `abs` field (as cheap as `EXISTS`) rather than asking
 /// `EXISTS`, so the absolute deadline is judged by `now_ms` like everywhere
-/// else, not by Redis's clock. Pipelined in batches of [`READ_BATCH`].
+/// else, not by Redis's clock. Pipelined in batches of [`READ_BATCH`] (on a
+/// Cluster, grouped by hash slot within a batch).
 pub(super) async fn existing(
     backend: &RedisBackend,
     sids: &[String],
     now_ms: i64,
 ) -> Result<Vec<bool>, StoreError> {
     let mut alive = Vec::with_capacity(sids.len());
-    let mut connection = backend.conn();
+    let connection = backend.conn();
     for batch in sids.chunks(READ_BATCH) {
-        let mut pipe = redis::pipe();
-        for sid in batch {
-            pipe.cmd("HGET").arg(backend.session_key(sid)).arg("abs");
-        }
-        let deadlines: Vec<Option<String>> =
-            with_deadline("check sessions exist", pipe.query_async(&mut connection)).await?;
+        let keys: Vec<String> = batch.iter().map(|sid| backend.session_key(sid)).collect();
+        let replies = with_deadline(
+            "check sessions exist",
+            connection.per_key(&keys, |pipe, key| {
+                pipe.cmd("HGET").arg(key).arg("abs");
+            }),
+        )
+        .await?;
+        let deadlines: Vec<Option<String>> = redis::from_redis_value(redis::Value::Array(replies))
+            .map_err(|_| StoreError::Corrupt("session deadlines are not strings".into()))?;
         // An unreadable deadline cannot be loaded either: treat it as gone.
         alive.extend(deadlines.into_iter().map(|abs| {
             abs.and_then(|abs| abs.parse::<i64>().ok())
