@@ -19,6 +19,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod oidc;
 pub mod redis_link;
 pub mod security_headers;
 pub mod sessions;

@@ -32,6 +32,7 @@ use crate::{
     error::{self, ApiError},
     events::EventBus,
     health,
+    oidc::{self, Oidc},
     redis_link::RedisLink,
     security_headers,
     sessions::{
@@ -144,7 +145,9 @@ impl Application {
             }
             None => LoginThrottle::memory(login_limits, config.login_lockout),
         };
+        let oidc = Oidc::start(&config, &config.public_origin(port), &sessions).await?;
         let state = web::Data::new(AppState {
+            oidc: Arc::new(oidc),
             throttle,
             allowed_origins: config.effective_allowed_origins(port),
             hasher: Hasher::new(config.max_concurrent_hashes, config.max_queued_hashes)?,
@@ -300,6 +303,7 @@ fn http_server(
             .configure(auth::routes::configure)
             .configure(auth::password_routes::configure)
             .configure(auth::own_sessions::configure)
+            .configure(oidc::routes::configure)
             .configure(admin::configure)
             .configure(demo_messages::configure)
             .configure(ws::route::configure);

@@ -8,6 +8,7 @@ use crate::{
     auth::{throttle::LoginThrottle, AccessCache, Hasher},
     config::Config,
     db::Db,
+    oidc::Oidc,
     sessions::Sessions,
     ws::{dispatch::MessageHandlers, Hub},
 };
@@ -24,4 +25,6 @@ pub struct AppState {
     /// Origins allowed to open the socket, with the port actually bound.
     pub allowed_origins: Vec<String>,
     pub ws_handlers: Arc<MessageHandlers>,
+    /// OpenID Connect providers and their short-lived records.
+    pub oidc: Arc<Oidc>,
 }

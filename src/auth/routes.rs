@@ -1,18 +1,19 @@
 //! `POST /api/auth/login`, `POST /api/auth/logout`, `GET /api/auth/me`.
 
 use actix_identity::Identity;
-use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{throttle::Checked, CurrentSession, CurrentUser};
+use super::{
+    sign_in::{start_session, SignInMethod},
+    throttle::Checked,
+    CurrentSession, CurrentUser,
+};
 use crate::{
     domain::{Password, Username},
     error::ApiError,
-    sessions::{
-        client::{client_ip, user_agent},
-        ClientMeta, SessionJson,
-    },
+    sessions::{client::client_ip, SessionJson},
     state::AppState,
 };
 
@@ -44,18 +45,9 @@ async fn login(
     }
     let ip = client_ip(&req, &state.config.trusted_proxies);
     let user_id = authenticate(&state, ip, &username, password).await?;
-    let access = state
-        .access
-        .get(user_id)
+    let access = start_session(&req, &state, user_id, SignInMethod::Password)
         .await?
         .ok_or(ApiError::InvalidCredentials)?;
-    ClientMeta::new(ip, user_agent(&req))
-        .record(&req)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("session insert: {e}")))?;
-    // Identity::login renews the session key: no session fixation.
-    Identity::login(&req.extensions(), user_id.to_string())
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("login failed: {e}")))?;
-    log::info!("event=login user_id={user_id}");
     Ok(HttpResponse::Ok().json(serde_json::json!({ "user": access.to_json() })))
 }
 
@@ -101,7 +93,11 @@ async fn check_password(
         Some(name) => state.db.find_credentials(name).await?,
         None => None,
     };
+    // A user created through a provider has no password (an empty hash): it
+    // is checked against the dummy hash like an unknown user, so the answer
+    // and its timing do not say why it failed.
     let (user_id, hash, disabled) = match credentials {
+        Some(c) if c.password_hash.is_empty() => (None, None, c.disabled),
         Some(c) => (Some(c.user_id), Some(c.password_hash), c.disabled),
         None => (None, None, false),
     };

@@ -12,11 +12,13 @@ use crate::{
     domain::{Password, Username},
 };
 
+mod oidc;
 mod parse;
 mod redis;
 #[cfg(test)]
 mod tests;
 
+pub use self::oidc::{OidcProviderConfig, ProviderId};
 pub use self::redis::{RedisNode, RedisTopology};
 use parse::{bootstrap_admin, network, sessions, sign_in, sockets, stores, web_dir};
 
@@ -24,13 +26,17 @@ use parse::{bootstrap_admin, network, sessions, sign_in, sockets, stores, web_di
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {var}: {reason}")]
 pub struct ConfigError {
-    pub var: &'static str,
+    /// Owned for the per-provider variables (`TETHER_OIDC_<ID>_…`).
+    pub var: std::borrow::Cow<'static, str>,
     pub reason: String,
 }
 
-fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
+fn invalid(
+    var: impl Into<std::borrow::Cow<'static, str>>,
+    reason: impl Into<String>,
+) -> ConfigError {
     ConfigError {
-        var,
+        var: var.into(),
         reason: reason.into(),
     }
 }
@@ -130,6 +136,9 @@ pub struct Config {
     /// How many argon2id hashes may run at once (`TETHER_MAX_CONCURRENT_HASHES`);
     /// default: the number of CPUs. Bounds the CPU sign-ins can take.
     pub max_concurrent_hashes: usize,
+    /// OpenID Connect providers (`TETHER_OIDC_PROVIDERS` and the
+    /// `TETHER_OIDC_<ID>_…` variables), in the order listed.
+    pub oidc_providers: Vec<OidcProviderConfig>,
 }
 
 /// Raw key material for the cookie key. Kept as bytes so `Config` stays `Clone`
@@ -221,6 +230,7 @@ impl Config {
             admin_username: admin.admin_username,
             admin_password: admin.admin_password,
             web_dir: web_dir(&get)?,
+            oidc_providers: oidc::providers(&get)?,
         })
     }
 

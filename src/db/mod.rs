@@ -8,6 +8,7 @@
 //! façade the rest of the crate calls.
 
 mod change_probe;
+mod identities;
 mod last_admin;
 mod migrations;
 mod pool;
@@ -53,6 +54,9 @@ pub enum DbError {
     LastAdministrator,
     #[error("unknown role {0:?}")]
     UnknownRole(String),
+    /// (issuer, subject) is linked to a user already.
+    #[error("identity already linked")]
+    IdentityTaken,
     #[error(transparent)]
     Other(anyhow::Error),
 }
@@ -69,6 +73,16 @@ pub struct UserRecord {
     pub permissions: PermissionSet,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An account at an OpenID Connect provider, linked to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedIdentity {
+    /// The configured provider id it was linked through.
+    pub provider: String,
+    pub issuer: String,
+    /// The provider's `sub`.
+    pub subject: String,
 }
 
 /// What sign-in needs to check a password.
@@ -283,6 +297,45 @@ impl Db {
         let password_hash = password_hash.to_owned();
         self.run(move |conn| users::set_password_hash(conn, id, &password_hash))
             .await
+    }
+
+    /// Every role name the store knows, sorted.
+    pub async fn role_names(&self) -> Result<Vec<String>, DbError> {
+        self.run(users::role_names).await
+    }
+
+    /// The user linked to (issuer, subject), if any.
+    pub async fn find_linked_user(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<Uuid>, DbError> {
+        let (issuer, subject) = (issuer.to_owned(), subject.to_owned());
+        self.run(move |conn| identities::find_user_id(conn, &issuer, &subject))
+            .await
+    }
+
+    /// Creates a user without a password, linked to `identity`;
+    /// `UsernameTaken`, `IdentityTaken` or `UnknownRole` write nothing.
+    pub async fn create_linked_user(
+        &self,
+        username: &Username,
+        roles: &[RoleName],
+        identity: LinkedIdentity,
+    ) -> Result<UserRecord, DbError> {
+        let username = username.as_str().to_owned();
+        let roles = role_names(roles);
+        self.run(move |conn| identities::create_linked(conn, &username, &roles, &identity))
+            .await
+    }
+
+    /// The identities linked to each of `ids`.
+    pub async fn linked_identities(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, Vec<LinkedIdentity>>, DbError> {
+        let ids = ids.to_vec();
+        self.run(move |conn| identities::of_users(conn, &ids)).await
     }
 
     /// Runs blocking diesel work on tokio's blocking pool with a pooled

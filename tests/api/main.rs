@@ -18,6 +18,7 @@ mod csrf;
 mod hostile;
 mod lifecycle;
 mod lost_events;
+mod oidc;
 mod public_url;
 mod revocation;
 mod security_headers;

@@ -1,0 +1,54 @@
+//! Sign-in through OpenID Connect providers beside passwords, ending in the
+//! same session as a password sign-in (`auth::sign_in`), and back-channel
+//! logout from those providers.
+//!
+//! `provider` (discovery, authorization URL, code exchange and ID token
+//! checks), `logout_token`, `store` (short-lived records) are below the
+//! application state; `linking` (who a login is) and `routes` are above it.
+
+pub mod linking;
+pub mod logout_token;
+pub mod provider;
+pub mod routes;
+pub mod store;
+
+use std::{sync::Arc, time::Duration};
+
+use crate::{config::Config, sessions::Sessions};
+use provider::OidcProvider;
+use store::OidcStore;
+
+/// How long a sign-in under way may take, from `start` to `callback`.
+pub const FLOW_TTL: Duration = Duration::from_secs(600);
+
+/// The configured providers and their records.
+pub struct Oidc {
+    pub providers: Vec<Arc<OidcProvider>>,
+    pub store: OidcStore,
+}
+
+impl Oidc {
+    /// Builds every configured provider and starts its discovery (a failed
+    /// first attempt is a warning; it is retried in the background).
+    pub async fn start(
+        config: &Config,
+        public_origin: &str,
+        sessions: &Sessions,
+    ) -> anyhow::Result<Self> {
+        let store = match sessions.redis_connection() {
+            Some((conn, prefix)) => OidcStore::redis(conn, &prefix),
+            None => OidcStore::memory(),
+        };
+        let mut providers = Vec::new();
+        for provider in &config.oidc_providers {
+            let provider = Arc::new(OidcProvider::new(provider.clone(), public_origin)?);
+            provider.start_discovery().await;
+            providers.push(provider);
+        }
+        Ok(Self { providers, store })
+    }
+
+    pub fn provider(&self, id: &str) -> Option<&Arc<OidcProvider>> {
+        self.providers.iter().find(|p| p.config.id.as_str() == id)
+    }
+}

@@ -1,0 +1,357 @@
+//! `GET /api/auth/providers`, and per provider `GET …/oidc/{id}/start`,
+//! `GET …/oidc/{id}/callback` and `POST …/oidc/{id}/backchannel-logout`.
+
+use std::{collections::HashMap, time::Duration};
+
+use actix_web::{
+    cookie::{time::Duration as CookieDuration, Cookie, SameSite},
+    http::header,
+    web, HttpRequest, HttpResponse,
+};
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    linking, logout_token,
+    provider::{ExchangeError, OidcProvider},
+    store::{digest, StoreError},
+    FLOW_TTL,
+};
+use crate::{
+    auth::{
+        sign_in::{start_session, SignInMethod},
+        throttle::address_key,
+    },
+    db::DbError,
+    domain::{EndReason, ReturnTo},
+    error::ApiError,
+    sessions::{client::client_ip, ProviderLink},
+    state::AppState,
+    users::UserError,
+};
+
+/// `start`s one address may make per window before it gets 429: each
+/// leaves a record in the store for up to ten minutes.
+const START_LIMIT: u64 = 30;
+const START_WINDOW: Duration = Duration::from_secs(60);
+/// Logout token ids are remembered this long (longer than a token is accepted).
+const JTI_TTL: Duration = Duration::from_secs(900);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/auth/providers", web::get().to(providers))
+        .route("/api/auth/oidc/{id}/start", web::get().to(start))
+        .route("/api/auth/oidc/{id}/callback", web::get().to(callback))
+        .service(
+            web::resource("/api/auth/oidc/{id}/backchannel-logout")
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(64 * 1024)
+                        .error_handler(|_, _| {
+                            ApiError::BadRequest("form field logout_token is required".into())
+                                .into()
+                        }),
+                )
+                .route(web::post().to(backchannel_logout)),
+        );
+}
+
+async fn providers(state: web::Data<AppState>) -> HttpResponse {
+    let mut list = vec![serde_json::json!({ "id": "password", "kind": "password" })];
+    for p in &state.oidc.providers {
+        list.push(serde_json::json!({
+            "id": p.config.id.as_str(),
+            "kind": "oidc",
+            "name": p.config.name,
+            "start_url": format!("/api/auth/oidc/{}/start", p.config.id),
+        }));
+    }
+    HttpResponse::Ok().json(serde_json::json!({ "providers": list }))
+}
+
+fn provider<'a>(state: &'a AppState, id: &str) -> Result<&'a OidcProvider, ApiError> {
+    state
+        .oidc
+        .provider(id)
+        .map(|p| p.as_ref())
+        .ok_or(ApiError::NotFound)
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Unavailable(e.into())
+    }
+}
+
+/// A sign-in under way, kept on the server under its `state` until the
+/// callback takes it (once).
+#[derive(Serialize, Deserialize)]
+struct Flow {
+    provider: String,
+    /// SHA-256 of the binding cookie: only the browser that started the
+    /// sign-in can finish it.
+    binding: String,
+    nonce: String,
+    pkce_verifier: String,
+    return_to: String,
+}
+
+#[derive(Deserialize)]
+struct StartQuery {
+    return_to: Option<String>,
+}
+
+/// The binding cookie's name; `__Secure-` where the session cookie is Secure.
+fn binding_cookie_name(state: &AppState) -> &'static str {
+    if state.config.cookie_secure {
+        "__Secure-tether_oidc"
+    } else {
+        "tether_oidc"
+    }
+}
+
+async fn start(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<StartQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let provider = provider(&state, &id)?;
+    if let Some(ip) = client_ip(&req, &state.config.trusted_proxies) {
+        let key = format!("oidc:start:{}", address_key(ip));
+        if state.oidc.store.count(&key, START_WINDOW).await? > START_LIMIT {
+            return Err(ApiError::RateLimited(START_WINDOW));
+        }
+    }
+    let auth = provider.authorize().ok_or_else(|| {
+        ApiError::Unavailable(anyhow::anyhow!("provider {} not discovered yet", *id))
+    })?;
+    // One binding per browser, so sign-ins started in two tabs both finish.
+    let cookie_name = binding_cookie_name(&state);
+    let binding = req
+        .cookie(cookie_name)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(random_hex);
+    let flow = Flow {
+        provider: id.to_string(),
+        binding: digest(&binding),
+        nonce: auth.nonce,
+        pkce_verifier: auth.pkce_verifier,
+        return_to: ReturnTo::parse(query.return_to.as_deref())
+            .as_str()
+            .to_owned(),
+    };
+    let record = serde_json::to_string(&flow).map_err(|e| ApiError::Internal(e.into()))?;
+    let key = format!("oidc:flow:{}", digest(&auth.state));
+    state.oidc.store.put(&key, &record, FLOW_TTL).await?;
+    let cookie = Cookie::build(cookie_name, binding)
+        .path("/api/auth/oidc/")
+        .http_only(true)
+        .secure(state.config.cookie_secure)
+        .same_site(SameSite::Lax)
+        .max_age(CookieDuration::seconds(FLOW_TTL.as_secs() as i64))
+        .finish();
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, auth.url))
+        .cookie(cookie)
+        .finish())
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Why a callback failed: `code` is what the browser is told
+/// (`/#/signin?error=<code>`), `why` what the log says (never a token).
+struct Failure {
+    code: &'static str,
+    why: String,
+}
+
+fn fail(code: &'static str, why: impl Into<String>) -> Failure {
+    Failure {
+        code,
+        why: why.into(),
+    }
+}
+
+/// Every outcome is a 302: to `return_to` with a new session, or to the
+/// sign-in screen with an error code. Never a 5xx.
+async fn callback(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let to = match finish_sign_in(&req, &state, &id, &query).await {
+        Ok(return_to) => return_to,
+        Err(Failure { code, why }) => {
+            log::info!(
+                "event=oidc_sign_in_failed provider={} error={code} reason=\"{why}\"",
+                *id
+            );
+            format!("/#/signin?error={code}")
+        }
+    };
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+async fn finish_sign_in(
+    req: &HttpRequest,
+    state: &AppState,
+    id: &str,
+    query: &HashMap<String, String>,
+) -> Result<String, Failure> {
+    let provider = state
+        .oidc
+        .provider(id)
+        .ok_or_else(|| fail("provider", "unknown provider"))?;
+    let flow = take_flow(req, state, id, query).await?;
+    if let Some(error) = query.get("error") {
+        return Err(fail("denied", format!("the provider answered {error:?}")));
+    }
+    let code = query
+        .get("code")
+        .ok_or_else(|| fail("exchange", "no code"))?;
+    let login = provider
+        .exchange(code.clone(), flow.pkce_verifier, flow.nonce)
+        .await
+        .map_err(|e| match e {
+            ExchangeError::Unavailable => fail("unavailable", e.to_string()),
+            ExchangeError::Exchange(_) => fail("exchange", e.to_string()),
+            ExchangeError::IdToken(_) => fail("token", e.to_string()),
+        })?;
+    let user_id = linking::user_for(state, provider, &login)
+        .await
+        .map_err(|e| match e {
+            UserError::Db(DbError::Unavailable(_)) | UserError::Bus(_) => {
+                fail("unavailable", e.to_string())
+            }
+            e => fail("account", format!("{e:#}")),
+        })?;
+    let link = ProviderLink {
+        provider: id.to_owned(),
+        sid: login.sid.clone(),
+    };
+    match start_session(req, state, user_id, SignInMethod::Provider(link)).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return Err(fail("disabled", format!("user {user_id} is disabled"))),
+        Err(ApiError::Unavailable(e)) => return Err(fail("unavailable", format!("{e:#}"))),
+        Err(e) => return Err(fail("account", e.to_string())),
+    }
+    if let Some(sid) = &login.sid {
+        // Lets a logout token that names only the provider session find the user.
+        let key = format!("oidc:sid:{id}:{}", digest(sid));
+        let ttl = state.config.session_absolute;
+        if let Err(e) = state.oidc.store.put(&key, &user_id.to_string(), ttl).await {
+            log::warn!("event=oidc_sid_not_recorded provider={id} error={e}");
+        }
+    }
+    Ok(flow.return_to)
+}
+
+/// The sign-in this callback finishes: its `state` known, not used before,
+/// started by this browser (binding cookie) for this provider.
+async fn take_flow(
+    req: &HttpRequest,
+    state: &AppState,
+    id: &str,
+    query: &HashMap<String, String>,
+) -> Result<Flow, Failure> {
+    let sent_state = query
+        .get("state")
+        .ok_or_else(|| fail("state", "no state"))?;
+    let record = state
+        .oidc
+        .store
+        .take(&format!("oidc:flow:{}", digest(sent_state)))
+        .await
+        .map_err(|e| fail("unavailable", e.to_string()))?
+        .ok_or_else(|| fail("state", "unknown, expired or used state"))?;
+    let flow: Flow =
+        serde_json::from_str(&record).map_err(|e| fail("state", format!("bad record: {e}")))?;
+    let binding = req
+        .cookie(binding_cookie_name(state))
+        .map(|c| digest(c.value()));
+    if flow.provider != id || binding.as_deref() != Some(flow.binding.as_str()) {
+        return Err(fail(
+            "state",
+            "started by another browser or for another provider",
+        ));
+    }
+    Ok(flow)
+}
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    logout_token: String,
+}
+
+/// Back-channel logout: a valid token ends the tether sessions signed in
+/// through that provider session (`sid`), or with only `sub`, every session
+/// of that user signed in through this provider; their sockets get
+/// `session.revoked` (`logout`) and close with 4001 on every instance.
+async fn backchannel_logout(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: web::Form<LogoutForm>,
+) -> Result<HttpResponse, ApiError> {
+    let provider = provider(&state, &id)?;
+    let keys = provider.discovered().ok_or_else(|| {
+        ApiError::Unavailable(anyhow::anyhow!("provider {} not discovered yet", *id))
+    })?;
+    let logout =
+        logout_token::verify(&form.logout_token, &provider.config, &keys).map_err(|why| {
+            log::info!(
+                "event=oidc_logout_token_refused provider={} reason=\"{why}\"",
+                *id
+            );
+            ApiError::BadRequest("invalid logout token".into())
+        })?;
+    let jti_key = format!("oidc:jti:{}:{}", *id, digest(&logout.jti));
+    if !state.oidc.store.put_new(&jti_key, "1", JTI_TTL).await? {
+        log::info!(
+            "event=oidc_logout_token_refused provider={} reason=replayed",
+            *id
+        );
+        return Err(ApiError::BadRequest("invalid logout token".into()));
+    }
+    let user_id = match (&logout.sub, &logout.sid) {
+        (Some(sub), _) => {
+            state
+                .db
+                .find_linked_user(&provider.config.issuer, sub)
+                .await?
+        }
+        (None, Some(sid)) => {
+            let key = format!("oidc:sid:{}:{}", *id, digest(sid));
+            let found = state.oidc.store.get(&key).await?;
+            found.and_then(|u| uuid::Uuid::parse_str(&u).ok())
+        }
+        (None, None) => None,
+    };
+    let mut ended = 0;
+    if let Some(user_id) = user_id {
+        for (sid, stored) in state.sessions.list_user_sessions(user_id).await? {
+            let Some(link) = ProviderLink::of(&stored) else {
+                continue;
+            };
+            let same_session = logout.sid.is_none() || link.sid == logout.sid;
+            if link.provider == *id && same_session {
+                state.sessions.revoke(&sid, EndReason::Logout).await?;
+                ended += 1;
+            }
+        }
+    }
+    log::info!(
+        "event=oidc_backchannel_logout provider={} sessions_ended={ended}",
+        *id
+    );
+    Ok(HttpResponse::Ok().finish())
+}
