@@ -8,6 +8,7 @@
 //!   tokens no honest provider sends (tampered, wrong audience, `alg: none`…).
 
 mod backchannel;
+mod browser;
 mod config;
 mod issuer;
 mod negative;
