@@ -213,6 +213,13 @@ async fn finish_sign_in(
         .provider(id)
         .ok_or_else(|| fail("provider", "unknown provider"))?;
     let flow = take_flow(req, state, id, query).await?;
+    // RFC 9207: a provider that names itself must name the one asked.
+    if query
+        .get("iss")
+        .is_some_and(|iss| *iss != provider.config.issuer)
+    {
+        return Err(fail("token", "the iss parameter names another issuer"));
+    }
     if let Some(error) = query.get("error") {
         return Err(fail("denied", format!("the provider answered {error:?}")));
     }

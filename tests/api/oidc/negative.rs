@@ -110,6 +110,25 @@ async fn an_id_token_failing_any_check_signs_nobody_in() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_naming_another_issuer_is_refused() {
+    let Some((app, issuer)) = with_signing_issuer("callback_iss", Stack::SqliteInProcess).await
+    else {
+        return;
+    };
+    let browser = OidcBrowser::new();
+    let (state, nonce) = issuer::start(&browser, &app, "/").await;
+    issuer.queue_id_token(issuer.sign(&issuer.id_claims("ok", &nonce)));
+    let url = app.url(&format!(
+        "/api/auth/oidc/{PROVIDER}/callback?code=c&state={}&iss=https%3A%2F%2Fevil.example",
+        super::urlencode(&state)
+    ));
+    let (status, location) = browser.get(&url).await;
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(location.unwrap(), app.url("/#/signin?error=token"));
+    assert!(browser.tether(&app).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_is_throttled_per_address() {
     for stack in [Stack::SqliteInProcess, Stack::SqliteRedis] {
         let Some((app, _issuer)) = with_signing_issuer("start_throttle", stack).await else {
