@@ -3,10 +3,13 @@
 //! logout from those providers.
 //!
 //! `provider` (discovery, authorization URL, code exchange and ID token
-//! checks), `logout_token`, `store` (short-lived records) are below the
-//! application state; `linking` (who a login is) and `routes` are above it.
+//! checks), `logout_token`, `store` (short-lived records) and `flow` (a
+//! sign-in under way) are below the application state; `linking` (who a
+//! login is), `logout` (which sessions a logout ends) and `routes` are above it.
 
+pub mod flow;
 pub mod linking;
+pub mod logout;
 pub mod logout_token;
 pub mod provider;
 pub mod routes;

@@ -3,19 +3,14 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use actix_web::{
-    cookie::{time::Duration as CookieDuration, Cookie, SameSite},
-    http::header,
-    web, HttpRequest, HttpResponse,
-};
-use rand::RngCore as _;
-use serde::{Deserialize, Serialize};
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
 
 use super::{
-    linking, logout_token,
+    flow::{Binding, Flow},
+    linking, logout, logout_token,
     provider::{ExchangeError, OidcProvider},
     store::{digest, StoreError},
-    FLOW_TTL,
 };
 use crate::{
     auth::{
@@ -23,7 +18,7 @@ use crate::{
         throttle::address_key,
     },
     db::DbError,
-    domain::{EndReason, ReturnTo},
+    domain::ReturnTo,
     error::ApiError,
     sessions::{client::client_ip, ProviderLink},
     state::AppState,
@@ -82,31 +77,9 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// A sign-in under way, kept on the server under its `state` until the
-/// callback takes it (once).
-#[derive(Serialize, Deserialize)]
-struct Flow {
-    provider: String,
-    /// SHA-256 of the binding cookie: only the browser that started the
-    /// sign-in can finish it.
-    binding: String,
-    nonce: String,
-    pkce_verifier: String,
-    return_to: String,
-}
-
 #[derive(Deserialize)]
 struct StartQuery {
     return_to: Option<String>,
-}
-
-/// The binding cookie's name; `__Secure-` where the session cookie is Secure.
-fn binding_cookie_name(state: &AppState) -> &'static str {
-    if state.config.cookie_secure {
-        "__Secure-tether_oidc"
-    } else {
-        "tether_oidc"
-    }
 }
 
 async fn start(
@@ -125,42 +98,22 @@ async fn start(
     let auth = provider.authorize().ok_or_else(|| {
         ApiError::Unavailable(anyhow::anyhow!("provider {} not discovered yet", *id))
     })?;
-    // One binding per browser, so sign-ins started in two tabs both finish.
-    let cookie_name = binding_cookie_name(&state);
-    let binding = req
-        .cookie(cookie_name)
-        .map(|c| c.value().to_owned())
-        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
-        .unwrap_or_else(random_hex);
-    let flow = Flow {
-        provider: id.to_string(),
-        binding: digest(&binding),
-        nonce: auth.nonce,
-        pkce_verifier: auth.pkce_verifier,
-        return_to: ReturnTo::parse(query.return_to.as_deref())
-            .as_str()
-            .to_owned(),
-    };
-    let record = serde_json::to_string(&flow).map_err(|e| ApiError::Internal(e.into()))?;
-    let key = format!("oidc:flow:{}", digest(&auth.state));
-    state.oidc.store.put(&key, &record, FLOW_TTL).await?;
-    let cookie = Cookie::build(cookie_name, binding)
-        .path("/api/auth/oidc/")
-        .http_only(true)
-        .secure(state.config.cookie_secure)
-        .same_site(SameSite::Lax)
-        .max_age(CookieDuration::seconds(FLOW_TTL.as_secs() as i64))
-        .finish();
+    let secure = state.config.cookie_secure;
+    let binding = Binding::of(&req, secure);
+    let return_to = ReturnTo::parse(query.return_to.as_deref());
+    Flow::new(
+        &id,
+        &binding,
+        auth.nonce,
+        auth.pkce_verifier,
+        return_to.as_str().to_owned(),
+    )
+    .save(&state.oidc.store, &auth.state)
+    .await?;
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, auth.url))
-        .cookie(cookie)
+        .cookie(binding.cookie(secure))
         .finish())
-}
-
-fn random_hex() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }
 
 /// Why a callback failed: `code` is what the browser is told
@@ -254,7 +207,7 @@ async fn finish_sign_in(
     }
     if let Some(sid) = &login.sid {
         // Lets a logout token that names only the provider session find the user.
-        let key = format!("oidc:sid:{id}:{}", digest(sid));
+        let key = logout::sid_key(id, sid);
         let ttl = state.config.session_absolute;
         if let Err(e) = state.oidc.store.put(&key, &user_id.to_string(), ttl).await {
             log::warn!("event=oidc_sid_not_recorded provider={id} error={e}");
@@ -274,19 +227,11 @@ async fn take_flow(
     let sent_state = query
         .get("state")
         .ok_or_else(|| fail("state", "no state"))?;
-    let record = state
-        .oidc
-        .store
-        .take(&format!("oidc:flow:{}", digest(sent_state)))
+    let flow = Flow::take(&state.oidc.store, sent_state)
         .await
         .map_err(|e| fail("unavailable", e.to_string()))?
         .ok_or_else(|| fail("state", "unknown, expired or used state"))?;
-    let flow: Flow =
-        serde_json::from_str(&record).map_err(|e| fail("state", format!("bad record: {e}")))?;
-    let binding = req
-        .cookie(binding_cookie_name(state))
-        .map(|c| digest(c.value()));
-    if flow.provider != id || binding.as_deref() != Some(flow.binding.as_str()) {
+    if flow.provider != id || !flow.started_by(req, state.config.cookie_secure) {
         return Err(fail(
             "state",
             "started by another browser or for another provider",
@@ -329,33 +274,7 @@ async fn backchannel_logout(
         );
         return Err(ApiError::BadRequest("invalid logout token".into()));
     }
-    let user_id = match (&logout.sub, &logout.sid) {
-        (Some(sub), _) => {
-            state
-                .db
-                .find_linked_user(&provider.config.issuer, sub)
-                .await?
-        }
-        (None, Some(sid)) => {
-            let key = format!("oidc:sid:{}:{}", *id, digest(sid));
-            let found = state.oidc.store.get(&key).await?;
-            found.and_then(|u| uuid::Uuid::parse_str(&u).ok())
-        }
-        (None, None) => None,
-    };
-    let mut ended = 0;
-    if let Some(user_id) = user_id {
-        for (sid, stored) in state.sessions.list_user_sessions(user_id).await? {
-            let Some(link) = ProviderLink::of(&stored) else {
-                continue;
-            };
-            let same_session = logout.sid.is_none() || link.sid == logout.sid;
-            if link.provider == *id && same_session {
-                state.sessions.revoke(&sid, EndReason::Logout).await?;
-                ended += 1;
-            }
-        }
-    }
+    let ended = logout::end_sessions(&state, provider, &logout).await?;
     log::info!(
         "event=oidc_backchannel_logout provider={} sessions_ended={ended}",
         *id
