@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{
     flow::{Binding, Flow},
     linking, logout, logout_token,
-    provider::{ExchangeError, OidcProvider},
+    provider::{ExchangeError, OidcProvider, VerifiedLogin},
     store::{digest, StoreError},
 };
 use crate::{
@@ -166,35 +166,7 @@ async fn finish_sign_in(
         .provider(id)
         .ok_or_else(|| fail("provider", "unknown provider"))?;
     let flow = take_flow(req, state, id, query).await?;
-    // RFC 9207: a provider that names itself must name the one asked.
-    if query
-        .get("iss")
-        .is_some_and(|iss| *iss != provider.config.issuer)
-    {
-        return Err(fail("token", "the iss parameter names another issuer"));
-    }
-    if let Some(error) = query.get("error") {
-        return Err(fail("denied", format!("the provider answered {error:?}")));
-    }
-    let code = query
-        .get("code")
-        .ok_or_else(|| fail("exchange", "no code"))?;
-    let login = provider
-        .exchange(code.clone(), flow.pkce_verifier, flow.nonce)
-        .await
-        .map_err(|e| match e {
-            ExchangeError::Unavailable => fail("unavailable", e.to_string()),
-            ExchangeError::Exchange(_) => fail("exchange", e.to_string()),
-            ExchangeError::IdToken(_) => fail("token", e.to_string()),
-        })?;
-    let user_id = linking::user_for(state, provider, &login)
-        .await
-        .map_err(|e| match e {
-            UserError::Db(DbError::Unavailable(_)) | UserError::Bus(_) => {
-                fail("unavailable", e.to_string())
-            }
-            e => fail("account", format!("{e:#}")),
-        })?;
+    let (user_id, login) = verified_user(state, provider, query, &flow).await?;
     let link = ProviderLink {
         provider: id.to_owned(),
         sid: login.sid.clone(),
@@ -214,6 +186,46 @@ async fn finish_sign_in(
         }
     }
     Ok(flow.return_to)
+}
+
+/// Who the provider's answer says signed in: the code exchanged, the ID
+/// token checked, the user found or created.
+async fn verified_user(
+    state: &AppState,
+    provider: &OidcProvider,
+    query: &HashMap<String, String>,
+    flow: &Flow,
+) -> Result<(uuid::Uuid, VerifiedLogin), Failure> {
+    // RFC 9207: a provider that names itself must name the one asked.
+    if query
+        .get("iss")
+        .is_some_and(|iss| *iss != provider.config.issuer)
+    {
+        return Err(fail("token", "the iss parameter names another issuer"));
+    }
+    if let Some(error) = query.get("error") {
+        return Err(fail("denied", format!("the provider answered {error:?}")));
+    }
+    let code = query
+        .get("code")
+        .ok_or_else(|| fail("exchange", "no code"))?;
+    let login = provider
+        .exchange(code.clone(), flow.pkce_verifier.clone(), flow.nonce.clone())
+        .await
+        .map_err(|e| match e {
+            ExchangeError::Unavailable => fail("unavailable", e.to_string()),
+            ExchangeError::Exchange(_) => fail("exchange", e.to_string()),
+            ExchangeError::IdToken(_) => fail("token", e.to_string()),
+        })?;
+    let user_id = linking::user_for(state, provider, &login)
+        .await
+        .map_err(|e| match e {
+            UserError::Db(DbError::Unavailable(_)) | UserError::Bus(_) => {
+                fail("unavailable", e.to_string())
+            }
+            e => fail("account", format!("{e:#}")),
+        })?;
+    Ok((user_id, login))
 }
 
 /// The sign-in this callback finishes: its `state` known, not used before,
