@@ -255,3 +255,33 @@ async fn return_to_never_leaves_the_site() {
         assert_eq!(landed, app.url("/"), "{evil}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_again_in_the_same_browser_ends_its_earlier_session() {
+    let Some((app, provider)) = with_real_provider(
+        "signing_in_again_ends_the_earlier_session",
+        Stack::SqliteRedis,
+    )
+    .await
+    else {
+        return;
+    };
+    provider
+        .set_account(json!({ "sub": "oli-sub", "preferred_username": "oli" }))
+        .await;
+    let browser = OidcBrowser::new();
+    browser.sign_in(&app, "/").await;
+    let earlier = browser.tether(&app).unwrap();
+    let earlier_id = earlier.session_id(&app).await;
+    // The provider remembers the browser: no login page this time.
+    browser.sign_in(&app, "/").await;
+    let now = browser.tether(&app).unwrap();
+    assert_ne!(now.cookie, earlier.cookie, "a fresh session key");
+    assert_ne!(now.session_id(&app).await, earlier_id);
+    let res = earlier.get(&app.url("/api/auth/me")).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "the earlier session ended"
+    );
+}
