@@ -29,6 +29,28 @@ const ALLOWED: [Algorithm; 8] = [
     Algorithm::ES384,
 ];
 
+/// Why a logout token was refused (safe to log: never quotes the token).
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// Signed with a key the provider did not publish when last asked.
+    #[error("no matching signing key")]
+    NoMatchingKey,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<String> for Refused {
+    fn from(why: String) -> Self {
+        Refused::Invalid(why)
+    }
+}
+
+impl From<&str> for Refused {
+    fn from(why: &str) -> Self {
+        Refused::Invalid(why.to_owned())
+    }
+}
+
 /// What a valid logout token asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logout {
@@ -50,16 +72,15 @@ struct Claims {
 /// Verifies `token`: signature with the provider's keys and an allowed
 /// algorithm, `iss`, `aud`, `iat` (not in the future, at most 10 minutes
 /// old), `exp` if present, `jti`, the back-channel `events` member, `sid`
-/// and/or `sub`, and no `nonce`. The error says which check failed (safe
-/// to log: it never quotes the token).
+/// and/or `sub`, and no `nonce`. The error says which check failed.
 pub fn verify(
     token: &str,
     provider: &OidcProviderConfig,
     keys: &Discovered,
-) -> Result<Logout, String> {
+) -> Result<Logout, Refused> {
     let header = jsonwebtoken::decode_header(token).map_err(|e| format!("header: {e}"))?;
     if !ALLOWED.contains(&header.alg) {
-        return Err(format!("algorithm {:?} not allowed", header.alg));
+        return Err(format!("algorithm {:?} not allowed", header.alg).into());
     }
     let jwk = match &header.kid {
         Some(kid) => keys.jwks.find(kid),
@@ -67,7 +88,7 @@ pub fn verify(
         None if keys.jwks.keys.len() == 1 => keys.jwks.keys.first(),
         None => None,
     }
-    .ok_or("no matching signing key")?;
+    .ok_or(Refused::NoMatchingKey)?;
     let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key: {e}"))?;
     let mut validation = Validation::new(header.alg);
     validation.set_issuer(&[&provider.issuer]);

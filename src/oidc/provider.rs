@@ -16,10 +16,11 @@ use openidconnect::{
         CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreRevocableToken,
         CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
     },
-    reqwest, AdditionalClaims, AuthType, AuthorizationCode, Client, ClientId, ClientSecret,
-    CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields,
-    IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    StandardErrorResponse, StandardTokenResponse, TokenResponse as _,
+    reqwest, AdditionalClaims, AuthType, AuthorizationCode, ClaimsVerificationError, Client,
+    ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IdTokenFields, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    Scope, SignatureVerificationError, StandardErrorResponse, StandardTokenResponse,
+    TokenResponse as _,
 };
 use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
@@ -83,6 +84,8 @@ const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_DISCOVERY: Duration = Duration::from_secs(5);
 /// … and refreshed this often after (new signing keys).
 const REFRESH_DISCOVERY: Duration = Duration::from_secs(3600);
+/// Keys are fetched for an unknown key id at most this often.
+const KEY_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(60);
 /// Start-up waits at most this long for the first attempt.
 const FIRST_DISCOVERY_WAIT: Duration = Duration::from_secs(2);
 
@@ -133,6 +136,8 @@ pub struct OidcProvider {
     pub redirect_uri: String,
     http: reqwest::Client,
     discovered: RwLock<Option<Arc<Discovered>>>,
+    /// When the keys were last fetched because a token named an unknown key.
+    keys_refreshed: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl OidcProvider {
@@ -149,6 +154,7 @@ impl OidcProvider {
             redirect_uri,
             http,
             discovered: RwLock::new(None),
+            keys_refreshed: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -190,6 +196,27 @@ impl OidcProvider {
         *self.discovered.write().unwrap_or_else(|p| p.into_inner()) =
             Some(Arc::new(Discovered { client, jwks }));
         Ok(())
+    }
+
+    /// Fetches the metadata and keys again because a token named a key not
+    /// known yet; at most once a minute, so a stream of forged tokens cannot
+    /// make tether hammer the provider. `true` if they were fetched.
+    pub async fn refresh_keys(&self) -> bool {
+        let mut last = self.keys_refreshed.lock().await;
+        if last.is_some_and(|at| at.elapsed() < KEY_REFRESH_MIN_INTERVAL) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        match self.discover().await {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!(
+                    "event=oidc_discovery_failed provider={} error=\"{e:#}\"",
+                    self.config.id
+                );
+                false
+            }
+        }
     }
 
     /// Discovers now, then in the background: retried every few seconds until
@@ -285,10 +312,26 @@ impl OidcProvider {
         let id_token = response
             .id_token()
             .ok_or_else(|| ExchangeError::IdToken("the token response has no ID token".into()))?;
-        let verifier = client.id_token_verifier().set_allowed_algs(ALLOWED_ALGS);
-        let claims = id_token
-            .claims(&verifier, &Nonce::new(nonce))
-            .map_err(|e| ExchangeError::IdToken(e.to_string()))?;
+        let nonce = Nonce::new(nonce);
+        let verify = |discovered: &Discovered| {
+            let verifier = discovered
+                .client
+                .id_token_verifier()
+                .set_allowed_algs(ALLOWED_ALGS);
+            id_token.claims(&verifier, &nonce).cloned()
+        };
+        let claims = match verify(&discovered) {
+            // Signed with a key published since the last discovery: fetch
+            // the keys again (at most once a minute) and check once more.
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) if self.refresh_keys().await => {
+                let refreshed = self.discovered().ok_or(ExchangeError::Unavailable)?;
+                verify(&refreshed)
+            }
+            other => other,
+        }
+        .map_err(|e| ExchangeError::IdToken(e.to_string()))?;
         let extra = &claims.additional_claims().other;
         let text = |name: &str| extra.get(name).and_then(|v| v.as_str()).map(str::to_owned);
         Ok(VerifiedLogin {

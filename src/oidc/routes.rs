@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use super::{
     flow::{Binding, Flow},
-    linking, logout, logout_token,
+    linking, logout,
+    logout_token::{self, Refused},
     provider::{ExchangeError, OidcProvider, VerifiedLogin},
     store::{digest, StoreError},
 };
@@ -267,17 +268,25 @@ async fn backchannel_logout(
     form: web::Form<LogoutForm>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&state, &id)?;
-    let keys = provider.discovered().ok_or_else(|| {
-        ApiError::Unavailable(anyhow::anyhow!("provider {} not discovered yet", *id))
+    let unavailable =
+        || ApiError::Unavailable(anyhow::anyhow!("provider {} not discovered yet", *id));
+    let keys = provider.discovered().ok_or_else(unavailable)?;
+    let checked = match logout_token::verify(&form.logout_token, &provider.config, &keys) {
+        // A key published since the last discovery: fetch them again (at
+        // most once a minute) and check once more.
+        Err(Refused::NoMatchingKey) if provider.refresh_keys().await => {
+            let keys = provider.discovered().ok_or_else(unavailable)?;
+            logout_token::verify(&form.logout_token, &provider.config, &keys)
+        }
+        other => other,
+    };
+    let logout = checked.map_err(|why| {
+        log::info!(
+            "event=oidc_logout_token_refused provider={} reason=\"{why}\"",
+            *id
+        );
+        ApiError::BadRequest("invalid logout token".into())
     })?;
-    let logout =
-        logout_token::verify(&form.logout_token, &provider.config, &keys).map_err(|why| {
-            log::info!(
-                "event=oidc_logout_token_refused provider={} reason=\"{why}\"",
-                *id
-            );
-            ApiError::BadRequest("invalid logout token".into())
-        })?;
     let jti_key = format!("oidc:jti:{}:{}", *id, digest(&logout.jti));
     if !state.oidc.store.put_new(&jti_key, "1", JTI_TTL).await? {
         log::info!(

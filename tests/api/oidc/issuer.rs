@@ -14,6 +14,8 @@ use super::{CLIENT_ID, PROVIDER};
 use crate::helpers::TestApp;
 
 const KEY_ID: &str = "test-key-1";
+/// The id the other key is published under once [`SigningIssuer::rotate`]d.
+const NEW_KEY_ID: &str = "test-key-2";
 
 pub struct SigningIssuer {
     pub issuer: String,
@@ -21,6 +23,8 @@ pub struct SigningIssuer {
     /// A key the issuer does not publish: a signature with it is forged.
     other_key: EncodingKey,
     next_id_token: Arc<Mutex<Option<String>>>,
+    /// The published key set (`/jwks`).
+    jwks: Arc<Mutex<Value>>,
     handle: ServerHandle,
 }
 
@@ -57,10 +61,10 @@ impl SigningIssuer {
             "backchannel_logout_supported": true,
             "backchannel_logout_session_supported": true,
         });
-        let jwks = json!({ "keys": [jwk] });
-        let queued = next_id_token.clone();
+        let jwks = Arc::new(Mutex::new(json!({ "keys": [jwk] })));
+        let (queued, published) = (next_id_token.clone(), jwks.clone());
         let server = HttpServer::new(move || {
-            let (discovery, jwks, queued) = (discovery.clone(), jwks.clone(), queued.clone());
+            let (discovery, jwks, queued) = (discovery.clone(), published.clone(), queued.clone());
             App::new()
                 .route(
                     "/.well-known/openid-configuration",
@@ -72,7 +76,7 @@ impl SigningIssuer {
                 .route(
                     "/jwks",
                     web::get().to(move || {
-                        let k = jwks.clone();
+                        let k = jwks.lock().unwrap().clone();
                         async move { HttpResponse::Ok().json(k) }
                     }),
                 )
@@ -107,8 +111,25 @@ impl SigningIssuer {
             key,
             other_key,
             next_id_token,
+            jwks,
             handle,
         }
+    }
+
+    /// Publishes the other key too (as a provider rotating its keys does),
+    /// under a new key id; [`Self::sign_with_new_key`] signs with it.
+    pub fn rotate(&self) {
+        let mut jwk = Jwk::from_encoding_key(&self.other_key, Algorithm::RS256).expect("JWK");
+        jwk.common.key_id = Some(NEW_KEY_ID.into());
+        let mut jwks = self.jwks.lock().unwrap();
+        jwks["keys"].as_array_mut().unwrap().push(json!(jwk));
+    }
+
+    /// `claims` signed with the key [`Self::rotate`] publishes.
+    pub fn sign_with_new_key(&self, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(NEW_KEY_ID.into());
+        jsonwebtoken::encode(&header, claims, &self.other_key).expect("sign")
     }
 
     pub async fn start() -> SigningIssuer {

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use super::{
-    backchannel::with_signing_issuer,
+    backchannel::{post_logout_token, with_signing_issuer},
     issuer::{self, SigningIssuer},
     OidcBrowser, PROVIDER,
 };
@@ -168,4 +168,35 @@ async fn an_unknown_provider_is_404() {
         .await;
     assert_eq!(status, StatusCode::FOUND);
     assert_eq!(location.unwrap(), app.url("/#/signin?error=provider"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_signed_with_a_key_published_after_start_up_are_accepted() {
+    let Some((app, issuer)) = with_signing_issuer("key_rotation", Stack::SqliteInProcess).await
+    else {
+        return;
+    };
+    // The provider publishes a new key after tether fetched its keys.
+    issuer.rotate();
+    let (landed, signed_in) = sign_in_with(&app, &issuer, |i, nonce| {
+        Some(i.sign_with_new_key(&i.id_claims("rot", nonce)))
+    })
+    .await;
+    assert_eq!((landed.as_str(), signed_in), ("/#/admin", true));
+
+    // The same for a logout token, on an instance that started before the rotation.
+    let Some((other, issuer)) =
+        with_signing_issuer("key_rotation_logout", Stack::SqliteInProcess).await
+    else {
+        return;
+    };
+    issuer.rotate();
+    let token = issuer.sign_with_new_key(&issuer.logout_claims(Some("rot"), None));
+    assert_eq!(post_logout_token(&other, &token).await, StatusCode::OK);
+    // A key it never published stays refused.
+    let forged = issuer.forge(&issuer.logout_claims(Some("rot"), None));
+    assert_eq!(
+        post_logout_token(&other, &forged).await,
+        StatusCode::BAD_REQUEST
+    );
 }
