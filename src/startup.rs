@@ -145,7 +145,7 @@ impl Application {
             }
             None => LoginThrottle::memory(login_limits, config.login_lockout),
         };
-        let oidc = Oidc::start(&config, &config.public_origin(port), &sessions).await?;
+        let oidc = Oidc::start(&config, &config.public_origin(port), &sessions, &db).await?;
         let state = web::Data::new(AppState {
             oidc: Arc::new(oidc),
             throttle,

@@ -33,7 +33,7 @@ impl ProviderId {
     }
 
     /// `TETHER_OIDC_<ENV_ID>_<suffix>`, ENV_ID upper-cased with `-` → `_`.
-    fn var(&self, suffix: &str) -> String {
+    pub fn var(&self, suffix: &str) -> String {
         format!(
             "TETHER_OIDC_{}_{suffix}",
             self.0.to_ascii_uppercase().replace('-', "_")

@@ -17,7 +17,7 @@ pub mod store;
 
 use std::{sync::Arc, time::Duration};
 
-use crate::{config::Config, sessions::Sessions};
+use crate::{config::Config, db::Db, sessions::Sessions};
 use provider::OidcProvider;
 use store::OidcStore;
 
@@ -37,7 +37,9 @@ impl Oidc {
         config: &Config,
         public_origin: &str,
         sessions: &Sessions,
+        db: &Db,
     ) -> anyhow::Result<Self> {
+        check_default_roles(config, db).await?;
         let store = match sessions.redis_connection() {
             Some((conn, prefix)) => OidcStore::redis(conn, &prefix),
             None => OidcStore::memory(),
@@ -54,4 +56,28 @@ impl Oidc {
     pub fn provider(&self, id: &str) -> Option<&Arc<OidcProvider>> {
         self.providers.iter().find(|p| p.config.id.as_str() == id)
     }
+}
+
+/// Every provider's `_DEFAULT_ROLES` must name roles the user store has:
+/// otherwise every first sign-in through it would fail.
+async fn check_default_roles(config: &Config, db: &Db) -> anyhow::Result<()> {
+    if config.oidc_providers.is_empty() {
+        return Ok(());
+    }
+    let known = db.role_names().await?;
+    for provider in &config.oidc_providers {
+        if let Some(unknown) = provider
+            .default_roles
+            .iter()
+            .find(|r| !known.iter().any(|k| k == r.as_str()))
+        {
+            anyhow::bail!(
+                "{}: unknown role {:?} (known: {})",
+                provider.id.var("DEFAULT_ROLES"),
+                unknown.as_str(),
+                known.join(", ")
+            );
+        }
+    }
+    Ok(())
 }

@@ -106,3 +106,26 @@ async fn an_unreachable_issuer_answers_503_until_discovery_succeeds() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_roles_the_user_store_lacks_stop_start_up_naming_the_variable() {
+    let db = crate::test_db::TestDb::sqlite();
+    let vars: std::collections::HashMap<String, String> =
+        provider_vars("http://127.0.0.1:1", free_port())
+            .into_iter()
+            .chain([
+                ("DATABASE_URL".to_owned(), db.url.clone()),
+                (
+                    "TETHER_OIDC_CORP_DEFAULT_ROLES".to_owned(),
+                    "user,no-such-role".to_owned(),
+                ),
+            ])
+            .collect();
+    let config = tether::config::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let err = match tether::startup::Application::build(config).await {
+        Ok(_) => panic!("start-up must refuse an unknown default role"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("TETHER_OIDC_CORP_DEFAULT_ROLES"), "{err}");
+    assert!(err.contains("no-such-role"), "{err}");
+}
