@@ -28,9 +28,19 @@ async fn status_of_me(browser: &Browser, app: &TestApp) -> StatusCode {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_at_the_provider_ends_that_session_and_its_sockets_on_every_instance() {
-    let Some((app, provider)) =
-        with_real_provider("signing_out_at_the_provider", Stack::SqliteRedis).await
-    else {
+    signing_out_at_the_provider_on(Stack::SqliteRedis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_at_the_provider_on_redis_sentinel() {
+    // Not while a test fails the Sentinel primary over.
+    let _topology = crate::test_redis::SENTINEL_TOPOLOGY.read().await;
+    signing_out_at_the_provider_on(Stack::SqliteSentinel).await;
+}
+
+async fn signing_out_at_the_provider_on(stack: Stack) {
+    let name = format!("signing_out_at_the_provider_{stack:?}");
+    let Some((app, provider)) = with_real_provider(&name, stack).await else {
         return;
     };
     let peer = app.spawn_peer_with(&[("TETHER_BIND", "127.0.0.1:0")]).await;
