@@ -5,8 +5,10 @@
 //! Floors, lowest first (a module imports only from its own floor or below):
 //! `time`, `domain` → `config`, `db`, `redis_link`, `events` → `sessions` → `auth` →
 //! `ws` → `state` → the routes (`auth`, `admin`, `demo_messages`, `health`,
-//! `ws::route`) and the middleware beside them (`csrf`, `security_headers`)
-//! → `startup` → `cli`.
+//! `ws::route`, `oidc::routes`) and the middleware beside them (`csrf`,
+//! `security_headers`) → `startup` → `cli`. `oidc` spans two floors: its
+//! provider, store and flow sit below `state`, its linking, logout and
+//! routes above it.
 
 pub mod admin;
 pub mod auth;
