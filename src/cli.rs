@@ -264,15 +264,34 @@ async fn run_users(cmd: UsersCommand, config: Config) -> anyhow::Result<()> {
             );
         }
         UsersCommand::List => {
-            println!("{:<36}  {:<24}  {:<8}  ROLES", "ID", "USERNAME", "STATUS");
-            for u in db.list_users().await? {
+            let users = db.list_users().await?;
+            let ids: Vec<_> = users.iter().map(|u| u.id).collect();
+            let mut linked = db.linked_identities(&ids).await?;
+            println!(
+                "{:<36}  {:<24}  {:<8}  {:<24}  IDENTITIES",
+                "ID", "USERNAME", "STATUS", "ROLES"
+            );
+            for u in users {
                 let status = if u.disabled { "disabled" } else { "active" };
+                // PROVIDER:SUB for each provider account linked to the user.
+                let identities = linked
+                    .remove(&u.id)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|i| format!("{}:{}", i.provider, i.subject))
+                    .collect::<Vec<_>>()
+                    .join(",");
                 println!(
-                    "{:<36}  {:<24}  {:<8}  {}",
+                    "{:<36}  {:<24}  {:<8}  {:<24}  {}",
                     u.id,
                     u.username,
                     status,
-                    u.roles.join(",")
+                    u.roles.join(","),
+                    if identities.is_empty() {
+                        "-"
+                    } else {
+                        &identities
+                    }
                 );
             }
         }

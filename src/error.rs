@@ -166,6 +166,7 @@ impl From<DbError> for ApiError {
             DbError::UsernameTaken => ApiError::Conflict("Username already taken".into()),
             DbError::LastAdministrator => ApiError::Conflict(e.to_string()),
             DbError::UnknownRole(r) => ApiError::BadRequest(format!("Unknown role {r:?}")),
+            DbError::IdentityTaken => ApiError::Conflict(e.to_string()),
             DbError::Other(e) => ApiError::Internal(e),
         }
     }

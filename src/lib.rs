@@ -5,9 +5,9 @@
 //! Floors, lowest first (a module imports only from its own floor or below):
 //! `time`, `domain`, `metrics` → `config`, `db`, `redis_link`, `events` → `audit` → `sessions` →
 //! `auth` → `ws`, `stats` → `state` → the routes (`auth`, `admin`, `demo_messages`, `health`,
-//! `ws::route`) and the middleware beside them (`csrf`, `security_headers`,
-//! `metrics_http`)
-//! → `startup` → `cli`.
+//! `ws::route`, `oidc::routes`) and the middleware beside them (`csrf`, `security_headers`,
+//! `metrics_http`) → `startup` → `cli`. `oidc` spans two floors: its provider, store and
+//! flow sit below `state`, its linking, logout and routes above it.
 
 pub mod admin;
 pub mod api_docs;
@@ -25,6 +25,7 @@ pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod metrics_http;
+pub mod oidc;
 pub mod redis_link;
 pub mod security_headers;
 pub mod sessions;

@@ -36,6 +36,7 @@ use crate::{
     health,
     metrics::Metrics,
     metrics_http,
+    oidc::{self, Oidc},
     redis_link::RedisLink,
     security_headers,
     sessions::{
@@ -206,7 +207,9 @@ impl Application {
             }
             None => None,
         };
+        let oidc = Oidc::start(&config, &config.public_origin(port), &sessions, &db).await?;
         let state = web::Data::new(AppState {
+            oidc: Arc::new(oidc),
             throttle,
             allowed_origins: config.effective_allowed_origins(port),
             hasher: Hasher::new(config.max_concurrent_hashes, config.max_queued_hashes)?,
@@ -386,6 +389,7 @@ fn http_server(
             .configure(auth::routes::configure)
             .configure(auth::password_routes::configure)
             .configure(auth::own_sessions::configure)
+            .configure(oidc::routes::configure)
             .configure(admin::configure)
             .configure(demo_messages::configure)
             .configure(ws::route::configure)

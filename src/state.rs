@@ -10,6 +10,7 @@ use crate::{
     config::Config,
     db::Db,
     metrics::Metrics,
+    oidc::Oidc,
     sessions::Sessions,
     stats::LiveStats,
     ws::{dispatch::MessageHandlers, Hub},
@@ -32,4 +33,6 @@ pub struct AppState {
     pub stats: LiveStats,
     /// The audit trail (`crate::audit`).
     pub audit: Audit,
+    /// OpenID Connect providers and their short-lived records.
+    pub oidc: Arc<Oidc>,
 }

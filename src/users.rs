@@ -179,7 +179,9 @@ pub async fn change_own_password(
     let hash = db
         .find_credentials(&username)
         .await?
-        .map(|c| c.password_hash);
+        .map(|c| c.password_hash)
+        // A user created through a provider has no password to check.
+        .filter(|h| !h.is_empty());
     if hash.is_none() || !hasher.verify(current, hash).await? {
         log::info!("event=password_change_refused user_id={id}");
         return Err(UserError::WrongPassword);

@@ -18,8 +18,14 @@ export interface Session {
 
 /** A way to sign in. Until the server lists them, only `{id: "password", kind: "password"}`. */
 export interface Provider {
+  /** `password`, or a configured OpenID Connect provider's id. */
   id: string;
+  /** `password` or `oidc`. */
   kind: string;
+  /** OpenID Connect: the button text. */
+  name?: string;
+  /** OpenID Connect: where a browser goes to sign in (`?return_to=PATH` optional). */
+  start_url?: string;
 }
 
 export type ConnectionState = 'connecting' | 'live' | 'reconnecting' | 'ended';

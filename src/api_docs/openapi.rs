@@ -10,7 +10,9 @@ use utoipa::{
     OpenApi,
 };
 
-use crate::{admin, auth, config::Config, demo_messages, error::ErrorBody, error_docs, health, ws};
+use crate::{
+    admin, auth, config::Config, demo_messages, error::ErrorBody, error_docs, health, oidc, ws,
+};
 
 /// Every documented route. A new route's handler goes in `paths(…)`.
 #[derive(OpenApi)]
@@ -34,6 +36,10 @@ The WebSocket protocol at `/ws` is described by the AsyncAPI document at `/api/a
         auth::own_sessions::list_mine,
         auth::own_sessions::end_one,
         auth::own_sessions::end_all_others,
+        oidc::routes::providers,
+        oidc::routes::start,
+        oidc::routes::callback,
+        oidc::routes::backchannel_logout,
         admin::sessions::list,
         admin::sessions::end_one,
         admin::sessions::end_users,

@@ -9,6 +9,7 @@ pub mod own_sessions;
 pub mod password;
 pub mod password_routes;
 pub mod routes;
+pub mod sign_in;
 pub mod throttle;
 
 pub use crate::sessions::CurrentSession;

@@ -1,23 +1,23 @@
 //! `POST /api/auth/login`, `POST /api/auth/logout`, `GET /api/auth/me`.
 
 use actix_identity::Identity;
-use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    extractors::audit_event, throttle::Checked, CurrentSession, CurrentUser, Me, UserJson,
+    extractors::audit_event,
+    sign_in::{start_session, SignInMethod},
+    throttle::Checked,
+    CurrentSession, CurrentUser, Me, UserJson,
 };
 use crate::{
     audit::{Action, Actor},
     domain::{Password, Username},
     error::{ApiError, ErrorBody},
     error_docs,
-    sessions::{
-        client::{client_ip, user_agent},
-        ClientMeta, SessionJson,
-    },
+    sessions::{client::client_ip, SessionJson},
     state::AppState,
 };
 
@@ -78,18 +78,9 @@ async fn login(
     let user_id = authenticate(&state, ip, &username, password)
         .await
         .inspect_err(|e| audit_refused(&req, &state, &username, e))?;
-    let access = state
-        .access
-        .get(user_id)
+    let access = start_session(&req, &state, user_id, SignInMethod::Password)
         .await?
         .ok_or(ApiError::InvalidCredentials)?;
-    ClientMeta::new(ip, user_agent(&req))
-        .record(&req)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("session insert: {e}")))?;
-    // Identity::login renews the session key: no session fixation.
-    Identity::login(&req.extensions(), user_id.to_string())
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("login failed: {e}")))?;
-    log::info!("event=login user_id={user_id}");
     Ok(HttpResponse::Ok().json(UserEnvelope {
         user: access.to_json(),
     }))
@@ -153,7 +144,11 @@ async fn check_password(
         Some(name) => state.db.find_credentials(name).await?,
         None => None,
     };
+    // A user created through a provider has no password (an empty hash): it
+    // is checked against the dummy hash like an unknown user, so the answer
+    // and its timing do not say why it failed.
     let (user_id, hash, disabled) = match credentials {
+        Some(c) if c.password_hash.is_empty() => (None, None, c.disabled),
         Some(c) => (Some(c.user_id), Some(c.password_hash), c.disabled),
         None => (None, None, false),
     };

@@ -107,7 +107,7 @@ pub enum Checked<T> {
 }
 
 /// What an address is counted as: IPv4 as is, IPv6 by its /64.
-fn address_key(ip: IpAddr) -> String {
+pub fn address_key(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -12,11 +12,13 @@ use crate::{
     domain::{Password, Username},
 };
 
+mod oidc;
 mod parse;
 mod redis;
 #[cfg(test)]
 mod tests;
 
+pub use self::oidc::{OidcProviderConfig, ProviderId};
 pub use self::redis::{RedisNode, RedisTopology};
 use parse::{bootstrap_admin, network, sessions, sign_in, sockets, stores, web_dir};
 
@@ -24,13 +26,17 @@ use parse::{bootstrap_admin, network, sessions, sign_in, sockets, stores, web_di
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {var}: {reason}")]
 pub struct ConfigError {
-    pub var: &'static str,
+    /// Owned for the per-provider variables (`TETHER_OIDC_<ID>_…`).
+    pub var: std::borrow::Cow<'static, str>,
     pub reason: String,
 }
 
-fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
+fn invalid(
+    var: impl Into<std::borrow::Cow<'static, str>>,
+    reason: impl Into<String>,
+) -> ConfigError {
     ConfigError {
-        var,
+        var: var.into(),
         reason: reason.into(),
     }
 }
@@ -136,6 +142,9 @@ pub struct Config {
     /// How long audit trail entries are kept (`TETHER_AUDIT_RETENTION_DAYS`,
     /// 1–36500 days, default 90); older ones are pruned in the background.
     pub audit_retention: Duration,
+    /// OpenID Connect providers (`TETHER_OIDC_PROVIDERS` and the
+    /// `TETHER_OIDC_<ID>_…` variables), in the order listed.
+    pub oidc_providers: Vec<OidcProviderConfig>,
 }
 
 /// Raw key material for the cookie key. Kept as bytes so `Config` stays `Clone`
@@ -229,6 +238,7 @@ impl Config {
             admin_password: admin.admin_password,
             web_dir: web_dir(&get)?,
             audit_retention: parse::audit_retention(&get)?,
+            oidc_providers: oidc::providers(&get)?,
         })
     }
 

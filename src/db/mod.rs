@@ -10,6 +10,7 @@
 
 mod audit_log;
 mod change_probe;
+mod identities;
 mod last_admin;
 mod migrations;
 mod pool;
@@ -55,6 +56,9 @@ pub enum DbError {
     LastAdministrator,
     #[error("unknown role {0:?}")]
     UnknownRole(String),
+    /// (issuer, subject) is linked to a user already.
+    #[error("identity already linked")]
+    IdentityTaken,
     #[error(transparent)]
     Other(anyhow::Error),
 }
@@ -105,6 +109,16 @@ pub struct AuditFilter {
     pub action: Option<String>,
     /// At or after this time.
     pub since: Option<DateTime<Utc>>,
+}
+
+/// An account at an OpenID Connect provider, linked to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedIdentity {
+    /// The configured provider id it was linked through.
+    pub provider: String,
+    pub issuer: String,
+    /// The provider's `sub`.
+    pub subject: String,
 }
 
 /// What sign-in needs to check a password.
@@ -341,6 +355,45 @@ impl Db {
     /// Deletes audit entries older than `before`; returns how many.
     pub async fn prune_audit(&self, before: DateTime<Utc>) -> Result<usize, DbError> {
         self.run(move |conn| audit_log::prune(conn, before)).await
+    }
+
+    /// Every role name the store knows, sorted.
+    pub async fn role_names(&self) -> Result<Vec<String>, DbError> {
+        self.run(users::role_names).await
+    }
+
+    /// The user linked to (issuer, subject), if any.
+    pub async fn find_linked_user(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<Uuid>, DbError> {
+        let (issuer, subject) = (issuer.to_owned(), subject.to_owned());
+        self.run(move |conn| identities::find_user_id(conn, &issuer, &subject))
+            .await
+    }
+
+    /// Creates a user without a password, linked to `identity`;
+    /// `UsernameTaken`, `IdentityTaken` or `UnknownRole` write nothing.
+    pub async fn create_linked_user(
+        &self,
+        username: &Username,
+        roles: &[RoleName],
+        identity: LinkedIdentity,
+    ) -> Result<UserRecord, DbError> {
+        let username = username.as_str().to_owned();
+        let roles = role_names(roles);
+        self.run(move |conn| identities::create_linked(conn, &username, &roles, &identity))
+            .await
+    }
+
+    /// The identities linked to each of `ids`.
+    pub async fn linked_identities(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, Vec<LinkedIdentity>>, DbError> {
+        let ids = ids.to_vec();
+        self.run(move |conn| identities::of_users(conn, &ids)).await
     }
 
     /// Runs blocking diesel work on tokio's blocking pool with a pooled

@@ -56,8 +56,16 @@ struct NewUser<'a> {
 
 /// The current time as stored: UTC, truncated to microseconds so a value
 /// reads back identically from PostgreSQL and SQLite.
-fn now() -> NaiveDateTime {
+pub(super) fn now() -> NaiveDateTime {
     Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+/// Every role name the store knows.
+pub(super) fn role_names(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
+    Ok(roles::table
+        .select(roles::name)
+        .order(roles::name)
+        .load(conn)?)
 }
 
 pub(super) fn count(conn: &mut DbConnection) -> Result<i64, DbError> {
@@ -319,7 +327,7 @@ fn with_roles(conn: &mut DbConnection, rows: Vec<UserRow>) -> Result<Vec<UserRec
         .collect()
 }
 
-fn parse_id(text: &str) -> Result<Uuid, DbError> {
+pub(super) fn parse_id(text: &str) -> Result<Uuid, DbError> {
     Uuid::parse_str(text).map_err(|e| {
         DbError::Other(
             anyhow::Error::new(e)

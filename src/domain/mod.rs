@@ -4,12 +4,14 @@
 mod end_reason;
 mod password;
 mod permission;
+mod return_to;
 mod role;
 mod username;
 
 pub use end_reason::{Disappearance, EndReason};
 pub use password::Password;
 pub use permission::{Permission, PermissionSet};
+pub use return_to::ReturnTo;
 pub use role::RoleName;
 pub use username::Username;
 

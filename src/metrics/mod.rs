@@ -14,6 +14,8 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::domain::EndReason;
 pub use outcomes::{LoginOutcome, MessageOutcome, UpgradeOutcome};
 
@@ -26,6 +28,11 @@ pub struct Metrics {
     upgrades: [IntCounter; UpgradeOutcome::ALL.len()],
     ws_messages: IntCounterVec,
     logins: [IntCounter; LoginOutcome::ALL.len()],
+    /// `tether_logins_total` itself, for the OpenID Connect providers (their
+    /// ids come from the configuration, so the label stays bounded).
+    logins_by_provider: IntCounterVec,
+    /// Provider sign-ins by outcome, for the per-second series.
+    provider_logins: [AtomicU64; LoginOutcome::ALL.len()],
     sessions_ended: [IntCounter; EndReason::ALL.len()],
     pub revocation_close: Histogram,
     redis_errors: IntCounterVec,
@@ -141,6 +148,8 @@ impl Metrics {
                 &["type", "outcome"],
             ),
             logins: LoginOutcome::ALL.map(|o| logins.with_label_values(&["password", o.as_str()])),
+            logins_by_provider: logins,
+            provider_logins: Default::default(),
             sessions_ended: EndReason::ALL
                 .map(|r| sessions_ended.with_label_values(&[r.as_str()])),
             revocation_close: reg.histogram(
@@ -208,6 +217,14 @@ impl Metrics {
         self.logins[outcome as usize].inc();
     }
 
+    /// A sign-in through the configured OpenID Connect provider `provider`.
+    pub fn provider_login(&self, provider: &str, outcome: LoginOutcome) {
+        self.logins_by_provider
+            .with_label_values(&[provider, outcome.as_str()])
+            .inc();
+        self.provider_logins[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn session_ended(&self, reason: EndReason) {
         self.sessions_ended[reason as usize].inc();
     }
@@ -239,7 +256,10 @@ impl Metrics {
         Totals {
             messages: MessageOutcome::ALL
                 .map(|o| message_types.iter().map(|c| c.get(o)).sum::<u64>()),
-            logins: self.logins.each_ref().map(IntCounter::get),
+            logins: LoginOutcome::ALL.map(|o| {
+                self.logins[o as usize].get()
+                    + self.provider_logins[o as usize].load(Ordering::Relaxed)
+            }),
             sessions_ended: self.sessions_ended.each_ref().map(IntCounter::get),
         }
     }

@@ -29,6 +29,9 @@ mod keys {
     pub const IDENTITY_USER_ID: &str = "actix_identity.user_id";
     pub const CLIENT_IP: &str = "tether-meta.client_ip";
     pub const USER_AGENT: &str = "tether-meta.user_agent";
+    /// Kept in the stored state of a session signed in through a provider.
+    pub const LINK_PROVIDER: &str = "tether-oidc.provider";
+    pub const LINK_SID: &str = "tether-oidc.sid";
 }
 
 /// The caller's signed-in session, as loaded by the session middleware. No I/O.
@@ -124,6 +127,35 @@ impl ClientMeta {
             ip: take(keys::CLIENT_IP),
             user_agent: take(keys::USER_AGENT),
         }
+    }
+}
+
+/// Which provider session a tether session was signed in through: the
+/// provider's id and its `sid` claim (when it sent one). Kept in the session's
+/// stored state, so a back-channel logout can find the sessions to end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderLink {
+    pub provider: String,
+    pub sid: Option<String>,
+}
+
+impl ProviderLink {
+    /// Puts the link in the session being signed in: call before
+    /// `Identity::login`, which stores the new session.
+    pub fn record(&self, req: &HttpRequest) -> Result<(), actix_session::SessionInsertError> {
+        let session = req.get_session();
+        session.insert(keys::LINK_PROVIDER, &self.provider)?;
+        session.insert(keys::LINK_SID, &self.sid)
+    }
+
+    /// The link a stored session carries, if it was signed in through a provider.
+    pub fn of(stored: &StoredSession) -> Option<Self> {
+        let provider = stored.state.get(keys::LINK_PROVIDER)?;
+        let sid = stored.state.get(keys::LINK_SID);
+        Some(Self {
+            provider: serde_json::from_str(provider).ok()?,
+            sid: sid.and_then(|raw| serde_json::from_str(raw).ok()).flatten(),
+        })
     }
 }
 

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-pub use current::{ClientMeta, CurrentSession, SessionJson};
+pub use current::{ClientMeta, CurrentSession, ProviderLink, SessionJson};
 pub use listing::SessionSummary;
 pub use store::SessionStore;
 

@@ -31,14 +31,14 @@ const FIREFOX_PREFIX: &str = "firefox-";
 
 /// One browser run at a time: two browsers at once on a small machine would
 /// slow each other past the tests' timing checks (revocation within 2 s).
-static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Chromium to drive: `TETHER_TEST_CHROMIUM`, else Debian's.
-fn chromium() -> PathBuf {
+pub(crate) fn chromium() -> PathBuf {
     std::env::var_os("TETHER_TEST_CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
@@ -87,7 +87,7 @@ fn npm_package_missing(package: &str) -> Option<String> {
 }
 
 /// Why the Chromium run cannot happen here, if it cannot.
-fn missing_prerequisite() -> Option<String> {
+pub(crate) fn missing_prerequisite() -> Option<String> {
     if let Some(why) = node_missing().or_else(|| npm_package_missing("playwright-core")) {
         return Some(why);
     }
@@ -269,7 +269,7 @@ fn clear_artifacts(artifacts: &Path, firefox: bool) {
 }
 
 /// Ends a run over its limit: node, and the browsers and drivers it started.
-fn kill_group(child: &mut std::process::Child) {
+pub(crate) fn kill_group(child: &mut std::process::Child) {
     #[cfg(unix)]
     let _ = std::process::Command::new("kill")
         .args(["-KILL", "--", &format!("-{}", child.id())])
@@ -279,7 +279,9 @@ fn kill_group(child: &mut std::process::Child) {
 }
 
 /// Reads a child's pipe to the end on its own thread, so a full pipe never stalls the child.
-fn read_all(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+pub(crate) fn read_all(
+    pipe: Option<impl std::io::Read + Send + 'static>,
+) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut text = String::new();
         if let Some(mut pipe) = pipe {

@@ -138,6 +138,15 @@ impl TestApp {
         start(self.vars.clone(), self._db.clone(), self.redis.clone()).await
     }
 
+    /// As `spawn_peer`, with some settings replaced (e.g. its own `TETHER_BIND`).
+    pub async fn spawn_peer_with(&self, extra: &[(&str, &str)]) -> TestApp {
+        let mut vars = self.vars.clone();
+        for (k, v) in extra {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        start(vars, self._db.clone(), self.redis.clone()).await
+    }
+
     /// The environment the app was configured from, for running the real
     /// `tether` binary (the CLI) against the same stores.
     pub fn env(&self) -> &HashMap<String, String> {

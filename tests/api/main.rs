@@ -22,6 +22,7 @@ mod hostile;
 mod lifecycle;
 mod lost_events;
 mod metrics;
+mod oidc;
 mod public_url;
 mod redis_cluster;
 mod registered_routes;

@@ -28,11 +28,36 @@ const END_REASONS = {
   deleted: 'it was removed on the server',
 };
 
+/** Why a sign-in through a provider failed, from `#/signin?error=<code>`. */
+const PROVIDER_ERRORS = {
+  state: 'The sign-in could not be finished: it took too long, was already used, or was started in another browser. Please try again.',
+  denied: 'The sign-in was cancelled or refused at the identity provider.',
+  exchange: 'The identity provider did not confirm the sign-in. Please try again.',
+  token: 'The identity provider\'s answer could not be verified, so you were not signed in.',
+  disabled: 'Your account is disabled.',
+  unavailable: 'The identity provider or the server is not answering right now. Try again in a moment.',
+  account: 'Your account could not be set up. Ask an administrator.',
+  provider: 'That way of signing in is not available.',
+};
+
 const root = document.getElementById('app');
 let shell = null; // the signed-in frame: {nav, badge, main, unsubscribe}
 let view = null; // the mounted view: {el, destroy?}
 let signInNotice = null; // shown once on the next sign-in screen: {kind, text}
 let bootRetry = null;
+
+/**
+ * `#/signin?error=<code>` (where a failed provider sign-in lands): the
+ * sentence for it, shown on the sign-in screen, and the address back to `#/`.
+ */
+function takeProviderError() {
+  const match = location.hash.match(/^#\/signin(?:\?(.*))?$/);
+  if (!match) return null;
+  history.replaceState(null, '', '#/');
+  const code = new URLSearchParams(match[1] ?? '').get('error');
+  if (!code) return null;
+  return { kind: 'error', text: PROVIDER_ERRORS[code] ?? 'Signing in through the identity provider failed.' };
+}
 
 function routePath() {
   const path = location.hash.replace(/^#/, '') || '/';
@@ -45,6 +70,7 @@ function routePath() {
 /** GET /api/auth/me: signed in, signed out, or no answer (then the page retries by itself). */
 async function boot() {
   clearTimeout(bootRetry);
+  signInNotice = takeProviderError() ?? signInNotice;
   let me;
   try {
     me = await tether.me();

@@ -1,5 +1,7 @@
-// The sign-in screen: a labelled form, and a clear sentence for each way
-// sign-in can fail (bad credentials, rate limited with the wait, server down).
+// The sign-in screen: a labelled form, a "Sign in with NAME" link per
+// OpenID Connect provider (from GET /api/auth/providers), and a clear
+// sentence for each way sign-in can fail (bad credentials, rate limited with
+// the wait, server down).
 
 import { tether, describe } from '../client.js';
 import { h, replace } from '../dom.js';
@@ -72,6 +74,18 @@ export function signInView({ notice, onSignedIn }) {
     }
   };
 
+  // Filled in once the server names its providers; empty for password only.
+  const providers = h('div', { class: 'providers', id: 'signin-providers' });
+  tether.providers().then((list) => {
+    const links = list.filter((p) => p.kind === 'oidc' && p.start_url).map((p) => {
+      // The deep link (this page's route) survives the round trip.
+      const returnTo = `/${location.hash || '#/'}`;
+      const href = `${p.start_url}?return_to=${encodeURIComponent(returnTo)}`;
+      return h('a', { class: 'provider', href, dataset: { provider: p.id } }, `Sign in with ${p.name ?? p.id}`);
+    });
+    if (links.length) replace(providers, h('p', { class: 'or' }, 'or'), ...links);
+  }, () => {});
+
   const el = h('section', { class: 'card narrow signin', dataset: { view: 'signin' } },
     h('h1', { tabindex: '-1' }, 'Sign in to tether'),
     notice && h('p', { class: `notice ${notice.kind}`, role: 'status', id: 'signin-notice' }, notice.text),
@@ -79,7 +93,8 @@ export function signInView({ notice, onSignedIn }) {
       h('div', { class: 'field' }, h('label', { for: username.id }, 'Username'), username),
       h('div', { class: 'field' }, h('label', { for: password.id }, 'Password'), password),
       error,
-      h('div', { class: 'actions' }, submit)));
+      h('div', { class: 'actions' }, submit)),
+    providers);
 
   return {
     el,
