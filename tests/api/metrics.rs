@@ -23,7 +23,7 @@ async fn metrics_body(app: &TestApp) -> reqwest::Response {
         .expect("metrics listener answers")
 }
 
-async fn scrape(app: &TestApp) -> Scrape {
+pub(crate) async fn scrape(app: &TestApp) -> Scrape {
     let text = metrics_body(app).await.text().await.expect("metrics body");
     Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("valid exposition format")
 }
@@ -33,7 +33,7 @@ fn matches(sample: &Sample, name: &str, labels: &[(&str, &str)]) -> bool {
 }
 
 /// The sum of the samples of `name` with these labels (0 if none).
-fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     scrape
         .samples
         .iter()

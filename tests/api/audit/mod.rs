@@ -36,7 +36,12 @@ async fn of(app: &TestApp, admin: &Browser, action: &str) -> Vec<Value> {
 }
 
 /// Waits (up to `PATIENCE`) until `query` lists `count` events; returns them.
-async fn eventually(app: &TestApp, admin: &Browser, query: &str, count: usize) -> Vec<Value> {
+pub(crate) async fn eventually(
+    app: &TestApp,
+    admin: &Browser,
+    query: &str,
+    count: usize,
+) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let (events, _) = trail(app, admin, query).await;

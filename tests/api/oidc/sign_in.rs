@@ -285,3 +285,59 @@ async fn signing_in_again_in_the_same_browser_ends_its_earlier_session() {
         "the earlier session ended"
     );
 }
+
+/// A provider sign-in is counted under its provider id and audited like a
+/// password one; a failed callback is counted by its outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_sign_in_is_counted_and_audited() {
+    let test = "a_provider_sign_in_is_counted_and_audited";
+    let port = super::free_port();
+    let Some(provider) = super::RealProvider::start(test, port).await else {
+        return;
+    };
+    let vars = super::provider_vars(&provider.issuer, port);
+    let Some(app) = super::spawn_with(
+        test,
+        Stack::SqliteInProcess,
+        &vars,
+        &[("TETHER_METRICS_BIND", "127.0.0.1:0")],
+    )
+    .await
+    else {
+        return;
+    };
+    provider
+        .set_account(json!({ "sub": "mia-sub", "preferred_username": "mia" }))
+        .await;
+    let browser = OidcBrowser::new();
+    assert_eq!(browser.sign_in(&app, "/").await, app.url("/"));
+    let (status, location) = OidcBrowser::new()
+        .get(&app.url(&format!(
+            "/api/auth/oidc/{PROVIDER}/callback?code=x&state=never-issued"
+        )))
+        .await;
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(location, Some(app.url("/#/signin?error=state")));
+
+    let scrape = crate::metrics::scrape(&app).await;
+    let logins = |provider: &str, outcome: &str| {
+        crate::metrics::value(
+            &scrape,
+            "tether_logins_total",
+            &[("provider", provider), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(logins(PROVIDER, "success"), 1.0);
+    assert_eq!(logins(PROVIDER, "bad_request"), 1.0, "the unknown state");
+    assert_eq!(logins("password", "success"), 0.0, "not a password sign-in");
+
+    let admin = app.login_admin().await;
+    let events = crate::audit::eventually(&app, &admin, "action=login.success", 2).await;
+    let mia = events
+        .iter()
+        .find(|e| e["target"]["username"] == "mia")
+        .unwrap_or_else(|| panic!("mia's sign-in is audited: {events:?}"));
+    assert_eq!(mia["actor"]["type"], "user");
+    assert_eq!(mia["actor"]["username"], "mia");
+    assert!(mia["target"]["session_id"].is_string(), "{mia}");
+}
