@@ -44,12 +44,14 @@ impl Oidc {
             Some((conn, prefix)) => OidcStore::redis(conn, &prefix),
             None => OidcStore::memory(),
         };
-        let mut providers = Vec::new();
-        for provider in &config.oidc_providers {
-            let provider = Arc::new(OidcProvider::new(provider.clone(), public_origin)?);
-            provider.start_discovery().await;
-            providers.push(provider);
-        }
+        let providers = config
+            .oidc_providers
+            .iter()
+            .map(|p| OidcProvider::new(p.clone(), public_origin).map(Arc::new))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        // All at once: start-up waits for the slowest provider's first
+        // discovery (bounded), not for their sum.
+        futures_util::future::join_all(providers.iter().map(|p| p.start_discovery())).await;
         Ok(Self { providers, store })
     }
 
