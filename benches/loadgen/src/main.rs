@@ -107,6 +107,9 @@ struct RunArgs {
     /// heap profiler time to take a snapshot, see BENCHMARKS.md).
     #[arg(long)]
     idle_hold: Option<f64>,
+    /// Primaries the `failover` scenario kills (overrides the mode's default: 10, quick 5).
+    #[arg(long)]
+    failovers: Option<usize>,
     /// Where to write the JSON results.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -170,6 +173,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     if let Some(hold) = args.idle_hold {
         sizes.idle_hold_secs = hold;
+    }
+    if let Some(failovers) = args.failovers {
+        sizes.failovers = failovers;
     }
     let mut targets = Vec::new();
     for (label, url, pid) in [
