@@ -69,6 +69,23 @@ impl Server {
 
     /// `GET /api/auth/me`; Ok only on 200 (the body is read to the end).
     pub async fn me(&self, cookie: &str) -> anyhow::Result<()> {
+        self.me_body(cookie).await.map(drop)
+    }
+
+    /// `GET /api/auth/me`: the public session id and the user's id.
+    pub async fn session(&self, cookie: &str) -> anyhow::Result<(String, String)> {
+        let body: serde_json::Value = serde_json::from_slice(&self.me_body(cookie).await?)?;
+        let field = |a: &str, b: &str| {
+            body[a][b]
+                .as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("me: no {a}.{b}"))
+        };
+        Ok((field("session", "id")?, field("user", "id")?))
+    }
+
+    /// The body of a 200 to `GET /api/auth/me`; any other status is an error.
+    async fn me_body(&self, cookie: &str) -> anyhow::Result<bytes::Bytes> {
         let response = self
             .client
             .get(format!("{}/api/auth/me", self.base))
@@ -76,11 +93,11 @@ impl Server {
             .send()
             .await?;
         let status = response.status();
-        response.bytes().await?;
+        let body = response.bytes().await?;
         if status != StatusCode::OK {
             bail!("me: HTTP {status}");
         }
-        Ok(())
+        Ok(body)
     }
 
     /// Creates a user (a 409 for an existing name is fine: reruns reuse it).

@@ -9,13 +9,14 @@ mod http;
 mod load;
 mod scenarios;
 mod stats;
+mod topology;
 mod ws;
 
 use std::{path::PathBuf, time::SystemTime};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use scenarios::{Bench, Sizes, Target};
+use scenarios::{Bench, Sizes, Target, Topology};
 
 #[derive(Parser)]
 #[command(about = "Load generator for tether's benchmarks")]
@@ -70,7 +71,27 @@ struct RunArgs {
     /// Their TETHER_REDIS_PREFIX.
     #[arg(long, default_value = "tether:")]
     redis_prefix: String,
-    /// Comma-separated: idle,me,upgrade,messages,revoke,chat,login (default: all, in that order).
+    /// A Redis topology with two tether instances on it (issue 14): `cluster`
+    /// or `sentinel`, also the label of its first instance's rows.
+    #[arg(long, requires_all = ["topology_url", "topo"])]
+    topology: Option<String>,
+    /// Its `REDIS_URL` (`redis+cluster://…` or `redis+sentinel://…`).
+    #[arg(long)]
+    topology_url: Option<String>,
+    /// `.ci/redis-topologies`, which `failover` runs to bring a killed node back.
+    #[arg(long)]
+    topology_script: Option<PathBuf>,
+    /// The tether instances on the topology: base URLs and pids.
+    #[arg(long)]
+    topo: Option<String>,
+    #[arg(long)]
+    topo_pid: Option<u32>,
+    #[arg(long)]
+    topo2: Option<String>,
+    #[arg(long)]
+    topo2_pid: Option<u32>,
+    /// Comma-separated: idle,me,upgrade,messages,revoke,chat,login,failover
+    /// (default: all, in that order; failover only with --topology).
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Smaller sizes and shorter runs.
@@ -86,6 +107,9 @@ struct RunArgs {
     /// heap profiler time to take a snapshot, see BENCHMARKS.md).
     #[arg(long)]
     idle_hold: Option<f64>,
+    /// Primaries the `failover` scenario kills (overrides the mode's default: 10, quick 5).
+    #[arg(long)]
+    failovers: Option<usize>,
     /// Where to write the JSON results.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -93,9 +117,10 @@ struct RunArgs {
 
 /// Default order: `idle` first, while the servers' RSS is still clean, and
 /// `login` last, because argon2id's 19 MiB per hash leaves the servers'
-/// allocators holding hundreds of MiB (see BENCHMARKS.md).
-const ALL: [&str; 7] = [
-    "idle", "me", "upgrade", "messages", "revoke", "chat", "login",
+/// allocators holding hundreds of MiB (see BENCHMARKS.md). `failover`
+/// (with `--topology` only) after everything, since it kills Redis nodes.
+const ALL: [&str; 8] = [
+    "idle", "me", "upgrade", "messages", "revoke", "chat", "login", "failover",
 ];
 
 /// The pid in `INFO server`, if this Redis runs on this machine (loopback).
@@ -149,6 +174,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(hold) = args.idle_hold {
         sizes.idle_hold_secs = hold;
     }
+    if let Some(failovers) = args.failovers {
+        sizes.failovers = failovers;
+    }
     let mut targets = Vec::new();
     for (label, url, pid) in [
         ("mem", &args.mem, args.mem_pid),
@@ -162,6 +190,32 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             targets.push(target);
         }
     }
+    let topology = match (&args.topology, &args.topology_url, &args.topo) {
+        (Some(name), Some(url), Some(base)) => {
+            let server = http::Server::new(name, base, args.topo_pid);
+            let target = Target::prepare(server, &args.admin_password)
+                .await
+                .with_context(|| format!("preparing {name} at {base}"))?;
+            targets.push(target);
+            let second = match &args.topo2 {
+                Some(base) => Some(
+                    Target::prepare(
+                        http::Server::new(&format!("{name}2"), base, args.topo2_pid),
+                        &args.admin_password,
+                    )
+                    .await?,
+                ),
+                None => None,
+            };
+            Some(Topology {
+                name: name.clone(),
+                redis: topology::RedisSpec::parse(url)?,
+                script: args.topology_script.clone(),
+                second,
+            })
+        }
+        _ => None,
+    };
     let second = match &args.redis2 {
         Some(url) => Some(
             Target::prepare(
@@ -187,6 +241,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             None => None,
         },
         redis_prefix: args.redis_prefix.clone(),
+        topology,
         rows: Vec::new(),
     };
     let chosen: Vec<String> = if args.scenarios.is_empty() {
@@ -205,6 +260,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             "idle" => scenarios::idle::run(&mut bench).await,
             "revoke" => scenarios::revoke::run(&mut bench).await,
             "chat" => scenarios::chat::run(&mut bench).await,
+            "failover" if bench.topology.is_none() => {
+                eprintln!("scenario failover skipped: it needs --topology");
+                Ok(())
+            }
+            "failover" => scenarios::failover::run(&mut bench).await,
             other => anyhow::bail!("unknown scenario {other:?} (known: {})", ALL.join(",")),
         };
         if let Err(e) = outcome {

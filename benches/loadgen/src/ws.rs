@@ -118,3 +118,16 @@ pub async fn close(mut socket: Socket) {
     })
     .await;
 }
+
+/// Opens one socket per cookie, `parallel` at a time; each with its `hello`.
+pub async fn open_all(
+    url: &str,
+    cookies: Vec<String>,
+    parallel: usize,
+) -> Vec<anyhow::Result<(Socket, Value)>> {
+    futures_util::stream::iter(cookies)
+        .map(|cookie| async move { connect_hello(url, Some(&cookie)).await })
+        .buffer_unordered(parallel)
+        .collect()
+        .await
+}

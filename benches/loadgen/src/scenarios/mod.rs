@@ -2,6 +2,8 @@
 //! servers under test, the sizes of this run, and the rows gathered so far.
 
 pub mod chat;
+pub mod failover;
+pub mod footprint;
 pub mod idle;
 pub mod login;
 pub mod me;
@@ -11,7 +13,7 @@ pub mod upgrade;
 
 use std::time::Duration;
 
-use crate::{http::Server, stats::Row};
+use crate::{http::Server, stats::Row, topology::RedisSpec};
 
 /// How big this run is (`--quick` shrinks every number).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -31,6 +33,8 @@ pub struct Sizes {
     pub revoke_sessions: usize,
     pub chat_sockets: usize,
     pub chat_broadcasts: usize,
+    /// Primaries killed by the `failover` scenario.
+    pub failovers: usize,
 }
 
 impl Sizes {
@@ -48,6 +52,7 @@ impl Sizes {
             revoke_sessions: 100,
             chat_sockets: 1000,
             chat_broadcasts: 40,
+            failovers: 10,
         }
     }
 
@@ -65,6 +70,7 @@ impl Sizes {
             revoke_sessions: 30,
             chat_sockets: 200,
             chat_broadcasts: 15,
+            failovers: 5,
         }
     }
 
@@ -112,6 +118,19 @@ impl Target {
     }
 }
 
+/// A Redis Cluster or Sentinel set with two tether instances on it (issue 14).
+/// The first instance is also one of [`Bench::targets`], labelled [`Self::name`].
+#[derive(Clone)]
+pub struct Topology {
+    /// `cluster` or `sentinel`.
+    pub name: String,
+    pub redis: RedisSpec,
+    /// `.ci/redis-topologies`, run as `SCRIPT up NAME` to bring a killed node back.
+    pub script: Option<std::path::PathBuf>,
+    /// The second instance on the same topology and database.
+    pub second: Option<Target>,
+}
+
 /// Everything the scenarios run against.
 pub struct Bench {
     pub sizes: Sizes,
@@ -125,6 +144,7 @@ pub struct Bench {
     /// The Redis server's pid (from `INFO server`), for its CPU time.
     pub redis_pid: Option<u32>,
     pub redis_prefix: String,
+    pub topology: Option<Topology>,
     pub rows: Vec<Row>,
 }
 
@@ -132,6 +152,28 @@ impl Bench {
     pub fn push(&mut self, row: Row) {
         crate::stats::print_row(&row);
         self.rows.push(row);
+    }
+
+    /// The Redis behind a target, for raw commands: the single node of
+    /// `redis`, the topology of the topology's instance; none in-process.
+    pub fn redis_of(&self, target: &Target) -> Option<RedisSpec> {
+        match &self.topology {
+            Some(topology) if target.label() == topology.name => Some(topology.redis.clone()),
+            _ if target.label() == "redis" => {
+                let url = self.redis_url.as_ref()?;
+                RedisSpec::parse(url).ok()
+            }
+            _ => None,
+        }
+    }
+
+    /// The other instance sharing `target`'s Redis and database, if any.
+    pub fn peer_of(&self, target: &Target) -> Option<Target> {
+        match &self.topology {
+            Some(topology) if target.label() == topology.name => topology.second.clone(),
+            _ if target.label() == "redis" => self.second.clone(),
+            _ => None,
+        }
     }
 }
 

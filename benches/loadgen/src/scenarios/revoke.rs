@@ -1,18 +1,21 @@
 //! `revoke`: time from the revoking call's return to the client seeing the
 //! socket close, over many sessions, one at a time: admin `DELETE` on the
-//! socket's own instance, on another instance, and a raw Redis `DEL`.
+//! socket's own instance, on another instance, and a raw Redis `DEL` (on
+//! the one node, or on the Cluster node that holds the session); then what
+//! a session costs Redis (`footprint`).
 
 use std::time::Duration;
 
 use anyhow::Context;
-use futures_util::{stream, StreamExt};
+use futures_util::StreamExt;
 use tokio::{sync::oneshot, time::Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Bench, Target};
+use super::{footprint, Bench, Target};
 use crate::{
     http,
     stats::{histogram, record, Row},
+    topology::Nodes,
     ws::{self, Socket},
 };
 
@@ -39,32 +42,18 @@ fn watch_close(mut socket: Socket) -> oneshot::Receiver<Instant> {
 }
 
 /// Signs in `n` sessions on `login`, opens a socket for each on `socket_on`,
-/// then ends them one by one through `path`.
+/// then ends them one by one through `path` (a raw `DEL` on `raw`'s node
+/// that holds the session).
 async fn measure(
     bench: &Bench,
     login: &Target,
     socket_on: &Target,
     path: Path,
+    mut raw: Option<&mut Nodes>,
 ) -> anyhow::Result<Row> {
     let n = bench.sizes.revoke_sessions;
     let cookies = http::sessions(&login.server, &login.users, n, 4).await?;
-    let url = socket_on.server.ws_url();
-    let opened: Vec<_> = stream::iter(cookies)
-        .map(|cookie| {
-            let url = url.clone();
-            async move { ws::connect_hello(&url, Some(&cookie)).await }
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
-    let mut redis = match (path, &bench.redis_url) {
-        (Path::RawDel, Some(url)) => Some(
-            redis::Client::open(url.as_str())?
-                .get_multiplexed_async_connection()
-                .await?,
-        ),
-        _ => None,
-    };
+    let opened = ws::open_all(&socket_on.server.ws_url(), cookies, 32).await;
     let mut hist = histogram();
     let mut errors = 0u64;
     let mut before_return = 0u64;
@@ -76,15 +65,17 @@ async fn measure(
             .context("hello without session id")?
             .to_string();
         let closed = watch_close(socket);
-        let revoked = match (path, redis.as_mut()) {
-            (Path::RawDel, Some(conn)) => {
-                let key = format!("{}session:{sid}", bench.redis_prefix);
-                redis::cmd("DEL")
-                    .arg(&key)
-                    .query_async::<i64>(conn)
+        let revoked = match (path, raw.as_deref_mut()) {
+            (Path::RawDel, Some(nodes)) => {
+                // The key layout's hash tag: `{prefix}session:{<sid>}`.
+                let key = format!("{}session:{{{sid}}}", bench.redis_prefix);
+                nodes
+                    .query::<i64>(&key, redis::cmd("DEL").arg(&key))
                     .await
-                    .map(drop)
-                    .map_err(Into::into)
+                    .and_then(|deleted| match deleted {
+                        1 => Ok(()),
+                        _ => Err(anyhow::anyhow!("DEL {key}: no such key")),
+                    })
             }
             _ => login.server.revoke(&login.admin, &sid).await,
         };
@@ -127,17 +118,17 @@ async fn measure(
 
 pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     for target in bench.targets.clone() {
-        let row = measure(bench, &target, &target, Path::SameInstance).await?;
+        let row = measure(bench, &target, &target, Path::SameInstance, None).await?;
         bench.push(row);
-        if target.label() != "redis" {
-            continue;
-        }
-        if let Some(second) = bench.second.clone() {
-            let row = measure(bench, &target, &second, Path::OtherInstance).await?;
+        if let Some(peer) = bench.peer_of(&target) {
+            let row = measure(bench, &target, &peer, Path::OtherInstance, None).await?;
             bench.push(row);
         }
-        if bench.redis_url.is_some() {
-            let row = measure(bench, &target, &target, Path::RawDel).await?;
+        if let Some(spec) = bench.redis_of(&target) {
+            let mut nodes = Nodes::new(spec);
+            let row = measure(bench, &target, &target, Path::RawDel, Some(&mut nodes)).await?;
+            bench.push(row);
+            let row = footprint::measure(bench, &target, &mut nodes).await?;
             bench.push(row);
         }
     }
