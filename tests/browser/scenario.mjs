@@ -118,8 +118,15 @@ export async function scenario(driver, { step, shot, open, pages }) {
     await admin.waitFor('[data-view="admin"]');
     const hash = await admin.eval(() => location.hash);
     check(hash === '#/admin', `after sign-in the hash is ${hash}`);
+    // One tab at a time: Users first.
+    await admin.waitFor('#admin-tab-users[aria-selected="true"]');
     await admin.waitFor(`#admin-users tr[data-username="${ALICE.name}"]`);
+    check(await admin.eval(() => document.querySelector('#admin-tabpanel-sessions').hidden),
+      'the Sessions tab is shown beside Users');
+    await admin.click('#admin-tab-sessions');
     await admin.waitFor('#admin-sessions table');
+    check(await admin.eval(() => document.querySelector('#admin-tabpanel-users').hidden),
+      'the Users tab is still shown');
     await shot(admin, '04-admin');
   });
 
@@ -187,6 +194,7 @@ export async function scenario(driver, { step, shot, open, pages }) {
 
   await step('a role change enables the admin message in the open page, without reload', async () => {
     await alice.eval(() => { window.__notReloaded = true; });
+    await admin.click('#admin-tab-users');
     const row = `#admin-users tr[data-username="${ALICE.name}"]`;
     await admin.check({ label: 'messages-admin', within: row });
     await admin.click({ button: 'Save roles', within: row });
@@ -232,6 +240,7 @@ export async function scenario(driver, { step, shot, open, pages }) {
     check(driver.userAgent.test(mine[0].user_agent ?? ''), `bob's session is not ${driver.name}'s: ${mine[0].user_agent}`);
     check(mine[0].sockets >= 1, `bob's open page has no socket counted (sockets: ${mine[0].sockets})`);
 
+    await admin.click('#admin-tab-sessions');
     await admin.select('#admin-session-user', BOB.name);
     const rows = '#admin-sessions tbody tr';
     await admin.waitFor(`#admin-sessions tr[data-username="${BOB.name}"]`);
@@ -259,6 +268,7 @@ export async function scenario(driver, { step, shot, open, pages }) {
   await step('the Live charts draw the last 15 minutes and move by themselves after activity', async () => {
     const chart = (id) => `#admin-live figure[data-chart="${id}"]`;
     const total = async (id, series) => Number(await admin.text(`${chart(id)} tr[data-series="${series}"] .total`));
+    await admin.click('#admin-tab-live');
     for (const id of ['sockets', 'messages', 'logins', 'sessions_ended']) await admin.waitFor(chart(id));
     check(await admin.count(`${chart('messages')} svg polyline`) >= 6, 'the messages chart has no lines');
     const okLine = `${chart('messages')} polyline[data-series="ok"]`;
@@ -285,15 +295,18 @@ export async function scenario(driver, { step, shot, open, pages }) {
       signal: AbortSignal.timeout(ACTION_TIMEOUT_MS),
     });
     check(res.status === 200, `${ALICE.name}'s sign-in: HTTP ${res.status}`);
+    await admin.click('#admin-tab-audit');
     await admin.select('#admin-audit-user', ALICE.name);
     await admin.select('#admin-audit-action', 'login.success');
     const newest = '#admin-audit tbody tr:first-child';
     await admin.waitFor(`${newest}[data-username="${ALICE.name}"] span[title="${agent}"]`);
     await shot(admin, '11b-admin-audit');
     await admin.click(`${newest} button.link`);
-    await waitInPage(admin, `the Sessions panel listing only ${ALICE.name}'s sessions`, (name) => {
+    await waitInPage(admin, `the Sessions tab shown, listing only ${ALICE.name}'s sessions`, (name) => {
       const rows = [...document.querySelectorAll('#admin-sessions tbody tr')];
-      return document.querySelector('#admin-session-user')?.selectedOptions[0]?.textContent === name
+      return document.querySelector('#admin-tab-sessions')?.getAttribute('aria-selected') === 'true'
+        && !document.querySelector('#admin-tabpanel-sessions').hidden
+        && document.querySelector('#admin-session-user')?.selectedOptions[0]?.textContent === name
         && rows.length > 0 && rows.every((tr) => tr.dataset.username === name);
     }, ALICE.name);
     // Leave alice with her one browser session, as the next steps expect.
@@ -306,6 +319,7 @@ export async function scenario(driver, { step, shot, open, pages }) {
 
   await step('the admin screens on a phone-sized window', async () => {
     await admin.resize(PHONE);
+    await admin.waitFor('#admin-tab-sessions[aria-selected="true"]');
     await admin.select('#admin-session-user', 'Everyone');
     await admin.waitFor(`#admin-sessions tr[data-username="${ALICE.name}"]`);
     await shot(admin, '12-admin-phone');

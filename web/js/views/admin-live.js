@@ -123,6 +123,6 @@ export function livePanel() {
     status,
     charts);
   load();
-  const stop = autoRefresh(() => load(), REFRESH_MS);
-  return { el, destroy: () => { destroyed = true; stop(); } };
+  const stop = autoRefresh(() => load(), REFRESH_MS, el);
+  return { el, shown: () => load(), destroy: () => { destroyed = true; stop(); } };
 }

@@ -1,7 +1,8 @@
-// Admin: users (create, roles, disable/enable; needs admin:users) and
-// sessions (filter by user, revoke one or all of a user's, live socket
-// counts; needs admin:sessions) and the audit trail (views/audit.js; needs
-// admin:audit). Each part appears only with its permission.
+// Admin, one tab per part: users (create, roles, disable/enable; needs
+// admin:users), sessions (filter by user, revoke one or all of a user's,
+// live socket counts; needs admin:sessions), live charts (views/admin-live.js;
+// needs admin:sessions) and the audit trail (views/audit.js; needs
+// admin:audit). Each tab appears only with its permission.
 
 import { tether, describe } from '../client.js';
 import { h, replace, nextId, ago, timeEl, browserName } from '../dom.js';
@@ -11,6 +12,49 @@ import { livePanel } from './admin-live.js';
 import { auditPanel } from './audit.js';
 
 const PER_PAGE = 50;
+
+// The tab last chosen, kept for the page's life (nothing is stored).
+let chosenTab = null;
+
+/**
+ * A tab list over `parts` ({id, label, panel}): one panel shown at a time,
+ * arrow keys between tabs (WAI-ARIA tabs pattern). `select(id)` shows one.
+ */
+function tabs(parts) {
+  const buttons = parts.map(({ id, label }) => h('button', {
+    type: 'button', role: 'tab', id: `admin-tab-${id}`, 'aria-controls': `admin-tabpanel-${id}`,
+    dataset: { tab: id }, onclick: () => select(id, true),
+    onkeydown: (e) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[e.key];
+      if (!step) return;
+      e.preventDefault();
+      const i = parts.findIndex((p) => p.id === id);
+      const next = parts[(i + step + parts.length) % parts.length].id;
+      select(next, true);
+      buttons.find((b) => b.dataset.tab === next).focus();
+    },
+  }, label));
+  const panes = parts.map(({ id, panel }) => h('div', {
+    role: 'tabpanel', id: `admin-tabpanel-${id}`, 'aria-labelledby': `admin-tab-${id}`,
+  }, panel.el));
+  function select(id, chosen = false) {
+    if (chosen) chosenTab = id;
+    parts.forEach((p, i) => {
+      const on = p.id === id;
+      const wasHidden = panes[i].hidden;
+      buttons[i].setAttribute('aria-selected', String(on));
+      buttons[i].tabIndex = on ? 0 : -1;
+      panes[i].hidden = !on;
+      if (on && wasHidden) p.panel.shown?.();
+    });
+  }
+  select(parts.some((p) => p.id === chosenTab) ? chosenTab : parts[0].id);
+  return {
+    el: h('div', { class: 'admin-panels' },
+      h('div', { role: 'tablist', class: 'tabs', 'aria-label': 'Admin' }, buttons), panes),
+    select,
+  };
+}
 
 export function adminView() {
   const el = h('section', { dataset: { view: 'admin' } });
@@ -27,12 +71,25 @@ export function adminView() {
     // Usernames by id, shared so the sessions filter can name users.
     const directory = new Map();
     const sessions = can('admin:sessions') ? sessionsPanel(directory) : null;
-    const audit = can('admin:audit') ? auditPanel(directory, sessions?.showUser) : null;
+    let tabList = null;
+    // An audit row's session link opens the Sessions tab on that user.
+    const showUser = sessions && ((id, name) => {
+      tabList?.select('sessions', true);
+      sessions.showUser(id, name);
+    });
+    const audit = can('admin:audit') ? auditPanel(directory, showUser) : null;
     const users = can('admin:users')
       ? usersPanel(directory, () => { sessions?.usersChanged(); audit?.usersChanged(); }) : null;
     const live = can('admin:sessions') ? livePanel() : null;
-    panels = [users, sessions, live, audit].filter(Boolean);
-    replace(el, title, h('div', { class: 'admin-panels' }, panels.map((p) => p.el)));
+    const parts = [
+      { id: 'users', label: 'Users', panel: users },
+      { id: 'sessions', label: 'Sessions', panel: sessions },
+      { id: 'live', label: 'Live', panel: live },
+      { id: 'audit', label: 'Audit', panel: audit },
+    ].filter((p) => p.panel);
+    panels = parts.map((p) => p.panel);
+    tabList = tabs(parts);
+    replace(el, title, tabList.el);
   };
   build();
   // Rebuild only when the admin permissions change, so that other updates

@@ -129,9 +129,10 @@ export function auditPanel(directory, showSessions) {
     pager);
   load();
   // New events arrive as people sign in and out: the first page stays current.
-  const stop = autoRefresh(() => { if (page === 1) load(); }, 5000);
+  const stop = autoRefresh(() => { if (page === 1) load(); }, 5000, el);
   return {
     el,
+    shown: () => { if (page === 1) load(); },
     usersChanged: fillUsers,
     destroy: () => { destroyed = true; stop(); },
   };

@@ -50,9 +50,11 @@ for (const type of ['pointerdown', 'keydown', 'wheel', 'touchstart']) {
  * the last two minutes: each request extends the session, so an unattended
  * tab must not keep it alive forever. Returns the stop function.
  */
-export function autoRefresh(refresh, ms) {
+export function autoRefresh(refresh, ms, el = null) {
   const timer = setInterval(() => {
     if (document.visibilityState !== 'visible') return;
+    // A panel on a tab not shown (admin screen) waits until it is.
+    if (el?.closest('[hidden]')) return;
     if (Date.now() - lastInput > IDLE_STOP_MS) return;
     refresh();
   }, ms);
