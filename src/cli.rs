@@ -227,14 +227,10 @@ async fn run_sessions(cmd: SessionsCommand, config: Config) -> anyhow::Result<()
 
 fn audit_revoked(audit: &Audit, owner: Option<uuid::Uuid>, sids: &[String]) {
     for sid in sids {
-        let mut event = by_cli(Action::SessionRevoked)
-            .target_session(sid)
-            .detail("reason", EndReason::Admin)
-            .detail("by", RevokedBy::Cli.as_str());
-        if let Some(owner) = owner {
-            event = event.target_user(owner);
-        }
-        audit.record(event);
+        audit.record(
+            AuditEvent::session_revoked(Actor::Cli, sid, EndReason::Admin, RevokedBy::Cli)
+                .owned_by(owner),
+        );
     }
 }
 

@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use super::{paging, user_id_filter, UserIdPath};
 use crate::{
-    audit::{Action, RevokedBy},
+    audit::{AuditEvent, RevokedBy},
     auth::{
-        extractors::{audit_event, perm},
+        extractors::{from_client, perm},
         own_sessions::Ended,
         Authorized,
     },
@@ -188,13 +188,12 @@ fn audit_ended(
     sids: &[String],
 ) {
     for sid in sids {
-        let mut event = audit_event(req, Action::SessionRevoked, admin.user.actor())
-            .target_session(sid)
-            .detail("reason", EndReason::Admin)
-            .detail("by", RevokedBy::Admin.as_str());
-        if let Some(owner) = owner {
-            event = event.target_user(owner);
-        }
-        state.audit.record(event);
+        let event = AuditEvent::session_revoked(
+            admin.user.actor(),
+            sid,
+            EndReason::Admin,
+            RevokedBy::Admin,
+        );
+        state.audit.record(from_client(req, event).owned_by(owner));
     }
 }

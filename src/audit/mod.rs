@@ -18,7 +18,10 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::db::{AuditEntry, Db};
+use crate::{
+    db::{AuditEntry, Db},
+    domain::EndReason,
+};
 
 pub use writer::prune_once;
 
@@ -175,6 +178,23 @@ impl AuditEvent {
             target_named: None,
             client: Client::default(),
             details: serde_json::Map::new(),
+        }
+    }
+
+    /// A `session.revoked` event: which session, why it ended (`reason`) and
+    /// who ended it (`by`); the one shape every revocation path records.
+    pub fn session_revoked(actor: Actor, sid: &str, reason: EndReason, by: RevokedBy) -> Self {
+        Self::new(Action::SessionRevoked, actor)
+            .target_session(sid)
+            .detail("reason", reason)
+            .detail("by", by.as_str())
+    }
+
+    /// The session's owner, when known.
+    pub fn owned_by(self, owner: Option<Uuid>) -> Self {
+        match owner {
+            Some(user_id) => self.target_user(user_id),
+            None => self,
         }
     }
 

@@ -49,11 +49,16 @@ impl CurrentUser {
 
 /// An audit event of `action` by `actor`, from the client that sent `req`.
 pub fn audit_event(req: &HttpRequest, action: Action, actor: Actor) -> AuditEvent {
+    from_client(req, AuditEvent::new(action, actor))
+}
+
+/// `event`, with the client that sent `req`.
+pub fn from_client(req: &HttpRequest, event: AuditEvent) -> AuditEvent {
     let client = match state(req) {
         Ok(state) => audit_client(req, &state.config.trusted_proxies),
         Err(_) => audit_client(req, &[]),
     };
-    AuditEvent::new(action, actor).client(client)
+    event.client(client)
 }
 
 impl FromRequest for CurrentUser {

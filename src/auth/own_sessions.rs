@@ -7,9 +7,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{extractors::audit_event, routes::audit_logout};
+use super::{extractors::from_client, routes::audit_logout};
 use crate::{
-    audit::{Action, RevokedBy},
+    audit::{AuditEvent, RevokedBy},
     auth::CurrentUser,
     domain::EndReason,
     error::{ApiError, ErrorBody},
@@ -140,11 +140,14 @@ async fn end_all_others(
 /// The user ended these sessions of their own from this one.
 fn audit_ended(req: &HttpRequest, state: &AppState, user: &CurrentUser, sids: &[String]) {
     for sid in sids {
-        let event = audit_event(req, Action::SessionRevoked, user.actor())
-            .target_user(user.access.id)
-            .target_session(sid)
-            .detail("reason", EndReason::Logout)
-            .detail("by", RevokedBy::SelfService.as_str());
-        state.audit.record(event);
+        let event = AuditEvent::session_revoked(
+            user.actor(),
+            sid,
+            EndReason::Logout,
+            RevokedBy::SelfService,
+        );
+        state
+            .audit
+            .record(from_client(req, event).target_user(user.access.id));
     }
 }

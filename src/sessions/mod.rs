@@ -28,7 +28,7 @@ pub use listing::SessionSummary;
 pub use store::SessionStore;
 
 use crate::{
-    audit::{Action, Actor, Audit, AuditEvent, RevokedBy},
+    audit::{Actor, Audit, AuditEvent, RevokedBy},
     domain::{Disappearance, EndReason},
     events::{Event, EventBus},
     metrics::Metrics,
@@ -293,12 +293,7 @@ impl Sessions {
                 EndReason::Expired => RevokedBy::Expiry,
                 _ => RevokedBy::RedisDelete,
             };
-            self.audit(
-                AuditEvent::new(Action::SessionRevoked, Actor::System)
-                    .target_session(sid)
-                    .detail("reason", reason)
-                    .detail("by", by.as_str()),
-            );
+            self.audit(AuditEvent::session_revoked(Actor::System, sid, reason, by));
         }
         reason
     }
