@@ -204,34 +204,8 @@ async fn run_browser_script(
         .env("TETHER_USER_B", "bob")
         .env("TETHER_PASSWORD_B", &bob)
         .env("TETHER_ARTIFACTS", &artifacts)
-        .envs(browser_env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // Its own process group, so a run over the limit is ended with its
-    // browsers and drivers.
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let mut child = command.spawn().expect("start node");
-    let stdout = read_all(child.stdout.take());
-    let stderr = read_all(child.stderr.take());
-    // Poll rather than block: the server under test runs on this runtime.
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for node") {
-            break Some(status);
-        }
-        if started.elapsed() > limit {
-            kill_group(&mut child);
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let log = format!(
-        "{}{}",
-        stdout.join().unwrap_or_default(),
-        stderr.join().unwrap_or_default()
-    );
+        .envs(browser_env.iter().copied());
+    let (status, log) = run_node(command, limit).await;
     let log_name = if firefox {
         "firefox-run.log"
     } else {
@@ -268,8 +242,44 @@ fn clear_artifacts(artifacts: &Path, firefox: bool) {
     }
 }
 
+/// Runs `command` (a node script) in its own process group, so a run over
+/// `limit` is ended with its browsers and drivers. Polls rather than blocks:
+/// the server under test runs on this runtime. Returns the exit status
+/// (`None`: killed at the limit) and stdout then stderr.
+pub(crate) async fn run_node(
+    mut command: std::process::Command,
+    limit: Duration,
+) -> (Option<std::process::ExitStatus>, String) {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command.spawn().expect("start node");
+    let stdout = read_all(child.stdout.take());
+    let stderr = read_all(child.stderr.take());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for node") {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            kill_group(&mut child);
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let log = format!(
+        "{}{}",
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default()
+    );
+    (status, log)
+}
+
 /// Ends a run over its limit: node, and the browsers and drivers it started.
-pub(crate) fn kill_group(child: &mut std::process::Child) {
+fn kill_group(child: &mut std::process::Child) {
     #[cfg(unix)]
     let _ = std::process::Command::new("kill")
         .args(["-KILL", "--", &format!("-{}", child.id())])
@@ -279,9 +289,7 @@ pub(crate) fn kill_group(child: &mut std::process::Child) {
 }
 
 /// Reads a child's pipe to the end on its own thread, so a full pipe never stalls the child.
-pub(crate) fn read_all(
-    pipe: Option<impl std::io::Read + Send + 'static>,
-) -> std::thread::JoinHandle<String> {
+fn read_all(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut text = String::new();
         if let Some(mut pipe) = pipe {

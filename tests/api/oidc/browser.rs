@@ -2,13 +2,13 @@
 //! the provider button, the deep link kept over the round trip, back-channel
 //! logout seen by the page, and a provider error in words.
 
-use std::{path::Path, process::Stdio, time::Duration};
+use std::{path::Path, time::Duration};
 
 use serde_json::json;
 
 use super::with_real_provider;
 use crate::{
-    browser::{chromium, kill_group, missing_prerequisite, read_all, ONE_BROWSER_AT_A_TIME},
+    browser::{chromium, missing_prerequisite, run_node, ONE_BROWSER_AT_A_TIME},
     helpers::Stack,
     services::service_missing,
 };
@@ -42,31 +42,8 @@ async fn signing_in_through_the_provider_in_chromium() {
         .env("TETHER_OIDC_ISSUER", &provider.issuer)
         .env("TETHER_OIDC_SUB", "nia-sub")
         .env("TETHER_CHROMIUM", chromium())
-        .env("TETHER_ARTIFACTS", &artifacts)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let mut child = command.spawn().expect("start node");
-    let (stdout, stderr) = (read_all(child.stdout.take()), read_all(child.stderr.take()));
-    // Poll rather than block: the server and the provider's peer run here.
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for node") {
-            break Some(status);
-        }
-        if started.elapsed() > RUN_LIMIT {
-            kill_group(&mut child);
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let log = format!(
-        "{}{}",
-        stdout.join().unwrap_or_default(),
-        stderr.join().unwrap_or_default()
-    );
+        .env("TETHER_ARTIFACTS", &artifacts);
+    let (status, log) = run_node(command, RUN_LIMIT).await;
     let _ = std::fs::write(artifacts.join("run.log"), &log);
     let status = status.unwrap_or_else(|| panic!("the run took over {RUN_LIMIT:?}:\n{log}"));
     assert!(status.success(), "the run failed ({status}):\n{log}");
